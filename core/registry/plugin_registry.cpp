@@ -1,0 +1,233 @@
+// Plugin discovery and validation. Boost.DLL is used header-only with
+// std::filesystem (BOOST_DLL_USE_STD_FS), so no Boost library is linked.
+#define BOOST_DLL_USE_STD_FS
+#include "registry/plugin_registry.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/dll/shared_library.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "log/log.hpp"
+
+struct sparkle_status_t {
+  sparkle_code code;
+  std::string message;
+};
+
+namespace sparkle::registry {
+namespace fs = std::filesystem;
+
+#ifndef SPARKLE_INSTALL_PLUGIN_DIR
+#define SPARKLE_INSTALL_PLUGIN_DIR ""
+#endif
+
+namespace {
+
+sparkle_status make_status(sparkle_code code, const char* message) {
+  try {
+    return new sparkle_status_t{code, message != nullptr ? message : ""};
+  } catch (...) {
+    return nullptr;  // out of memory while reporting: nothing better to do
+  }
+}
+
+void plugin_log(sparkle_log_level level, const char* plugin, const char* message) {
+  try {
+    log::write(level, plugin != nullptr ? plugin : "plugin", message != nullptr ? message : "");
+  } catch (...) {
+  }
+}
+
+const sparkle_host_services kHost = {sizeof(sparkle_host_services), SPARKLE_PLUGIN_ABI_VERSION,
+                                     &make_status, &plugin_log};
+
+std::string own_library_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_library_dir), &info) == 0 || info.dli_fname == nullptr)
+    return {};
+  std::error_code ec;
+  auto p = fs::canonical(info.dli_fname, ec);
+  return ec ? std::string{} : p.parent_path().string();
+}
+
+std::string executable_dir() {
+  std::error_code ec;
+  auto p = fs::canonical("/proc/self/exe", ec);
+  return ec ? std::string{} : p.parent_path().string();
+}
+
+// The members a v1.0 descriptor must have, with their names for messages.
+struct Required {
+  const char* name;
+  bool present;
+};
+
+std::string abi_string(uint32_t v) {
+  return std::to_string(v >> 16) + "." + std::to_string(v & 0xffff);
+}
+
+}  // namespace
+
+const sparkle_host_services* host_services() { return &kHost; }
+
+std::string take_message(sparkle_status status, sparkle_code* code) {
+  if (status == nullptr) {
+    if (code != nullptr) *code = SPARKLE_INTERNAL;
+    return "plugin failed without a status (out of memory?)";
+  }
+  std::unique_ptr<sparkle_status_t> owned(status);
+  if (code != nullptr) *code = owned->code;
+  return owned->message;
+}
+
+void throw_if_error(sparkle_status status, const std::string& context) {
+  if (status == nullptr) return;
+  sparkle_code code = SPARKLE_INTERNAL;
+  std::string message = take_message(status, &code);
+  if (code == SPARKLE_OK) code = SPARKLE_INTERNAL;
+  throw Error(static_cast<ErrorCode>(code), context + ": " + message);
+}
+
+std::vector<std::string> search_path(const EngineOptions& options) {
+  std::vector<std::string> dirs = options.plugin_paths;
+  if (!options.use_default_paths) return dirs;
+  if (const char* env = std::getenv("SPARKLE_PLUGIN_PATH")) {
+    std::stringstream ss(env);
+    std::string dir;
+    while (std::getline(ss, dir, ':'))
+      if (!dir.empty()) dirs.push_back(dir);
+  }
+  if (auto exe = executable_dir(); !exe.empty()) dirs.push_back(exe + "/../lib/sparkle/plugins");
+  if (auto lib = own_library_dir(); !lib.empty()) dirs.push_back(lib + "/sparkle/plugins");
+  if (std::string(SPARKLE_INSTALL_PLUGIN_DIR).size() > 0) dirs.push_back(SPARKLE_INSTALL_PLUGIN_DIR);
+  return dirs;
+}
+
+PluginRegistry::PluginRegistry(const EngineOptions& options) {
+  std::set<fs::path> seen_dirs;
+  std::set<fs::path> seen_files;
+  for (const auto& dir : search_path(options)) {
+    std::error_code ec;
+    // Relative entries are resolved here once; the current directory itself
+    // is never searched implicitly (only if the caller names it).
+    const fs::path canon = fs::canonical(dir, ec);
+    if (ec || !fs::is_directory(canon, ec) || !seen_dirs.insert(canon).second) continue;
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(canon, ec)) {
+      const auto name = entry.path().filename().string();
+      if (name.rfind("libsparkle-", 0) == 0 && name.size() > 14 &&
+          name.compare(name.size() - 3, 3, ".so") == 0)
+        files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      const fs::path real = fs::canonical(f, ec);
+      if (ec || !seen_files.insert(real).second) continue;
+      try_load(f.string());
+    }
+  }
+}
+
+PluginRegistry::~PluginRegistry() {
+  for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) {
+    try {
+      if (it->api->shutdown != nullptr) it->api->shutdown();
+    } catch (...) {
+    }
+  }
+}
+
+void PluginRegistry::try_load(const std::string& path) {
+  PluginRecord record;
+  record.path = path;
+  auto reject = [&](const std::string& why) {
+    record.loaded = false;
+    record.reason = why;
+    log::warn("registry", "skipping plugin " + path + ": " + why);
+    records_.push_back(record);
+  };
+
+  std::shared_ptr<boost::dll::shared_library> lib;
+  try {
+    // rtld_local keeps each plugin's symbols to itself.
+    lib = std::make_shared<boost::dll::shared_library>(
+        path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    const char* dl = dlerror();
+    return reject(std::string("not a loadable shared object: ") + e.what() +
+                  (dl != nullptr ? std::string(" (") + dl + ")" : std::string()));
+  }
+  if (!lib->has(SPARKLE_PLUGIN_ENTRY_NAME))
+    return reject(std::string("missing entry point '") + SPARKLE_PLUGIN_ENTRY_NAME + "'");
+
+  const sparkle_plugin* api = nullptr;
+  try {
+    auto entry = lib->get<const sparkle_plugin*(uint32_t)>(SPARKLE_PLUGIN_ENTRY_NAME);
+    api = entry(SPARKLE_PLUGIN_ABI_VERSION);
+  } catch (const std::exception& e) {
+    return reject(std::string("entry point threw: ") + e.what());
+  } catch (...) {
+    return reject("entry point threw a non-standard exception");
+  }
+  if (api == nullptr)
+    return reject("entry point returned NULL: plugin does not support host ABI " +
+                  abi_string(SPARKLE_PLUGIN_ABI_VERSION));
+  if (SPARKLE_PLUGIN_ABI_MAJOR_OF(api->abi_version) != SPARKLE_PLUGIN_ABI_MAJOR)
+    return reject("wrong ABI version: plugin has " + abi_string(api->abi_version) +
+                  ", host expects " + abi_string(SPARKLE_PLUGIN_ABI_VERSION));
+  if (api->struct_size < sizeof(sparkle_plugin))
+    return reject("descriptor struct_size " + std::to_string(api->struct_size) +
+                  " too small for ABI " + abi_string(api->abi_version) + ", expected >= " +
+                  std::to_string(sizeof(sparkle_plugin)));
+  if (api->name == nullptr || api->name[0] == '\0') return reject("descriptor has no name");
+  record.name = api->name;
+  record.version = api->version != nullptr ? api->version : "";
+  const Required required[] = {
+      {"init", api->init != nullptr},
+      {"device_count", api->device_count != nullptr},
+      {"device_info", api->device_info != nullptr},
+      {"open_device", api->open_device != nullptr},
+      {"close_device", api->close_device != nullptr},
+      {"supports_conv2d", api->supports_conv2d != nullptr},
+      {"buffer_create", api->buffer_create != nullptr},
+      {"buffer_destroy", api->buffer_destroy != nullptr},
+      {"buffer_upload", api->buffer_upload != nullptr},
+      {"buffer_download", api->buffer_download != nullptr},
+      {"plan_conv2d", api->plan_conv2d != nullptr},
+      {"plan_destroy", api->plan_destroy != nullptr},
+      {"enqueue_conv2d", api->enqueue_conv2d != nullptr},
+      {"fence_poll", api->fence_poll != nullptr},
+      {"fence_wait", api->fence_wait != nullptr},
+      {"fence_destroy", api->fence_destroy != nullptr},
+  };
+  for (const auto& r : required)
+    if (!r.present) return reject(std::string("descriptor member '") + r.name + "' is NULL");
+  for (const auto& p : plugins_)
+    if (record.name == p.api->name)
+      return reject("backend name '" + record.name + "' already provided by " + p.path);
+
+  try {
+    sparkle_status st = api->init(&kHost);
+    if (st != nullptr) return reject("init failed: " + take_message(st));
+  } catch (const std::exception& e) {
+    return reject(std::string("init threw: ") + e.what());
+  } catch (...) {
+    return reject("init threw a non-standard exception");
+  }
+  record.loaded = true;
+  if (api->device_count() == 0) {
+    const char* why = api->unavailable_reason != nullptr ? api->unavailable_reason() : nullptr;
+    record.reason = why != nullptr ? why : "no devices";
+    log::info("registry", "plugin " + path + " has no devices: " + record.reason);
+  }
+  records_.push_back(record);
+  plugins_.push_back({path, api, lib});
+}
+
+}  // namespace sparkle::registry

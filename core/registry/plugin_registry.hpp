@@ -1,0 +1,51 @@
+// PluginRegistry: finds libsparkle-*.so files, validates each against the
+// plugin ABI and keeps the accepted ones loaded for the registry's lifetime.
+// A rejected plugin costs one warning line and never stops the engine.
+#pragma once
+
+#include <sparkle/engine.hpp>
+#include <sparkle/plugin.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sparkle::registry {
+
+struct LoadedPlugin {
+  std::string path;
+  const sparkle_plugin* api = nullptr;
+  std::shared_ptr<void> library;  // keeps the shared object mapped
+};
+
+// The folders searched, in order: explicit, SPARKLE_PLUGIN_PATH, then
+// relative to the executable and to libsparkle, then the install libdir.
+std::vector<std::string> search_path(const EngineOptions& options);
+
+// The host-services table handed to every plugin.
+const sparkle_host_services* host_services();
+
+// Turns a status from a plugin into sparkle::Error (and frees it); no-op on
+// success. `context` prefixes the message ("opengl: enqueue").
+void throw_if_error(sparkle_status status, const std::string& context);
+// Message and code of a status, freeing it.
+std::string take_message(sparkle_status status, sparkle_code* code = nullptr);
+
+class PluginRegistry {
+ public:
+  explicit PluginRegistry(const EngineOptions& options);
+  ~PluginRegistry();
+  PluginRegistry(const PluginRegistry&) = delete;
+  PluginRegistry& operator=(const PluginRegistry&) = delete;
+
+  const std::vector<PluginRecord>& records() const { return records_; }
+  const std::vector<LoadedPlugin>& plugins() const { return plugins_; }
+
+ private:
+  void try_load(const std::string& path);
+
+  std::vector<PluginRecord> records_;
+  std::vector<LoadedPlugin> plugins_;
+};
+
+}  // namespace sparkle::registry

@@ -1,0 +1,183 @@
+/* sparkle plugin ABI: the C contract between libsparkle (the host) and a
+ * backend shared object. Plain C so that any compiler can build a plugin.
+ *
+ * Rules (see docs/PLUGINS.md):
+ *  - A plugin exports exactly one symbol, SPARKLE_PLUGIN_ENTRY_NAME.
+ *  - Structs are append-only. Every struct starts with `struct_size`, so a
+ *    host can tell which members exist. Members marked "optional" may be
+ *    NULL; members added later say "since vMAJOR.MINOR".
+ *  - No C++ exception may cross this boundary. Errors are returned as a
+ *    sparkle_status made with host->make_status (NULL means success).
+ *  - Every function may be called from any thread unless it says otherwise;
+ *    a plugin serialises internally where its API needs it (a GL context).
+ */
+#ifndef SPARKLE_PLUGIN_H
+#define SPARKLE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPARKLE_PLUGIN_ABI_MAJOR 1u
+#define SPARKLE_PLUGIN_ABI_MINOR 0u
+#define SPARKLE_PLUGIN_ABI_VERSION ((SPARKLE_PLUGIN_ABI_MAJOR << 16) | SPARKLE_PLUGIN_ABI_MINOR)
+#define SPARKLE_PLUGIN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
+
+#define SPARKLE_PLUGIN_ENTRY_NAME "sparkle_plugin_entry"
+
+#if defined(__GNUC__)
+#define SPARKLE_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define SPARKLE_PLUGIN_EXPORT
+#endif
+
+/* Error codes shared by the host, the plugins and sparkle::Error. */
+typedef enum sparkle_code {
+  SPARKLE_OK = 0,
+  SPARKLE_INVALID_ARGUMENT = 1, /* caller's fault: a field is out of range */
+  SPARKLE_UNSUPPORTED = 2,      /* valid, but this device cannot do it */
+  SPARKLE_OUT_OF_MEMORY = 3,    /* host or device allocation failed */
+  SPARKLE_DEVICE_ERROR = 4,     /* the driver or device failed */
+  SPARKLE_NOT_FOUND = 5,        /* a named thing (device, file) is absent */
+  SPARKLE_IO_ERROR = 6,         /* reading or writing a file failed */
+  SPARKLE_INTERNAL = 7          /* a bug */
+} sparkle_code;
+
+/* Opaque error object owned by the host. NULL means success. */
+typedef struct sparkle_status_t* sparkle_status;
+
+typedef enum sparkle_log_level {
+  SPARKLE_LOG_DEBUG = 0,
+  SPARKLE_LOG_INFO = 1,
+  SPARKLE_LOG_WARN = 2,
+  SPARKLE_LOG_ERROR = 3
+} sparkle_log_level;
+
+/* What the host offers to a plugin. Valid until the plugin's shutdown. */
+typedef struct sparkle_host_services {
+  uint32_t struct_size;
+  uint32_t abi_version;
+  /* Builds an error to return; the host takes ownership. */
+  sparkle_status (*make_status)(sparkle_code code, const char* message);
+  /* One log line; the host adds the plugin name and a thread tag. */
+  void (*log)(sparkle_log_level level, const char* plugin, const char* message);
+} sparkle_host_services;
+
+/* A 2-D convolution. NCHW activations, KCRS weights (C per group), fp32.
+ * The host validates every field before a plugin sees it. */
+typedef struct sparkle_conv2d_desc {
+  uint32_t struct_size;
+  uint32_t reserved;
+  int64_t n, c, h, w; /* input */
+  int64_t k, r, s;    /* output channels, filter height, filter width */
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_left, pad_bottom, pad_right;
+  int64_t dilation_h, dilation_w;
+  int64_t groups;
+  int32_t has_bias; /* bias has k elements */
+  int32_t relu;     /* max(0, y) after the bias */
+  int64_t out_h, out_w; /* filled in by the host from the fields above */
+} sparkle_conv2d_desc;
+
+typedef enum sparkle_device_kind {
+  SPARKLE_DEVICE_CPU = 0,
+  SPARKLE_DEVICE_GPU = 1,
+  SPARKLE_DEVICE_SOFTWARE_GPU = 2, /* a GPU API on the CPU (llvmpipe) */
+  SPARKLE_DEVICE_SIMULATED = 3     /* test devices */
+} sparkle_device_kind;
+
+/* One key/value property of a device, for listing. */
+typedef struct sparkle_property {
+  const char* key;
+  const char* value;
+} sparkle_property;
+
+/* Static description of a device. Strings belong to the plugin and stay
+ * valid until shutdown. */
+typedef struct sparkle_device_info {
+  uint32_t struct_size;
+  sparkle_device_kind kind;
+  const char* description; /* human readable, e.g. "NVIDIA H100 (GL 4.5)" */
+  /* Stable identity of the hardware + driver; changes when code compiled for
+   * it may no longer be valid. Used to key caches and learned timings. */
+  const char* fingerprint;
+  const sparkle_property* properties;
+  size_t property_count;
+} sparkle_device_info;
+
+typedef struct sparkle_device_t* sparkle_device;
+typedef struct sparkle_buffer_t* sparkle_buffer;
+typedef struct sparkle_plan_t* sparkle_plan;
+typedef struct sparkle_fence_t* sparkle_fence;
+
+/* The plugin's descriptor, returned by the entry point. */
+typedef struct sparkle_plugin {
+  uint32_t struct_size;
+  uint32_t abi_version; /* SPARKLE_PLUGIN_ABI_VERSION the plugin was built with */
+  const char* name;     /* backend name, used in device names: "cpu" */
+  const char* version;
+  const char* build_id; /* changes whenever generated code may change */
+
+  /* Called once before anything else. A plugin whose hardware is absent
+   * succeeds and reports zero devices. */
+  sparkle_status (*init)(const sparkle_host_services* host);
+  /* Called once, last. Every device has been closed. */
+  void (*shutdown)(void);
+
+  size_t (*device_count)(void);
+  /* Why there are zero devices ("no EGL library"); NULL when there are some. */
+  const char* (*unavailable_reason)(void);
+  sparkle_status (*device_info)(size_t index, sparkle_device_info* out);
+  sparkle_status (*open_device)(size_t index, sparkle_device* out);
+  void (*close_device)(sparkle_device device);
+
+  /* SPARKLE_OK if the device can run the op, SPARKLE_UNSUPPORTED (with a
+   * reason) if not. Must be cheap: the selector calls it per op. */
+  sparkle_status (*supports_conv2d)(sparkle_device device, const sparkle_conv2d_desc* desc);
+
+  /* Device memory. */
+  sparkle_status (*buffer_create)(sparkle_device device, size_t bytes, sparkle_buffer* out);
+  /* optional: wrap caller memory without a copy (host-memory devices). The
+   * memory outlives the buffer. */
+  sparkle_status (*buffer_wrap_host)(sparkle_device device, void* host, size_t bytes,
+                                     sparkle_buffer* out);
+  void (*buffer_destroy)(sparkle_buffer buffer);
+  sparkle_status (*buffer_upload)(sparkle_buffer buffer, size_t offset, const void* src,
+                                  size_t bytes);
+  sparkle_status (*buffer_download)(sparkle_buffer buffer, size_t offset, void* dst,
+                                    size_t bytes);
+
+  /* A plan holds everything a descriptor needs that does not depend on the
+   * data: the chosen kernel, scratch sizes, packed-weight slots. */
+  sparkle_status (*plan_conv2d)(sparkle_device device, const sparkle_conv2d_desc* desc,
+                                sparkle_plan* out);
+  void (*plan_destroy)(sparkle_plan plan);
+  /* A short name of the kernel the plan uses, for logs and benchmarks. */
+  const char* (*plan_kernel_name)(sparkle_plan plan);
+
+  /* Enqueue y = conv(x, w) + bias. `bias` is NULL unless desc->has_bias.
+   * Returns a fence that signals when y is complete. */
+  sparkle_status (*enqueue_conv2d)(sparkle_plan plan, sparkle_buffer x, sparkle_buffer w,
+                                   sparkle_buffer bias, sparkle_buffer y, sparkle_fence* out);
+  /* 1 if signalled, 0 if not yet. */
+  int (*fence_poll)(sparkle_fence fence);
+  /* Blocks until signalled; returns the op's error if it failed. */
+  sparkle_status (*fence_wait)(sparkle_fence fence);
+  /* optional: device time of the fenced work in ns after fence_wait,
+   * or -1 if the device cannot time it. */
+  int64_t (*fence_elapsed_ns)(sparkle_fence fence);
+  void (*fence_destroy)(sparkle_fence fence);
+} sparkle_plugin;
+
+/* The only exported symbol. The host passes its ABI version; a plugin that
+ * cannot serve that major version returns NULL. */
+typedef const sparkle_plugin* (*sparkle_plugin_entry_fn)(uint32_t host_abi_version);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPARKLE_PLUGIN_H */

@@ -1,0 +1,9 @@
+// Umbrella header for embedding sparkle.
+#pragma once
+
+#include <sparkle/conv2d.hpp>
+#include <sparkle/engine.hpp>
+#include <sparkle/error.hpp>
+#include <sparkle/npy.hpp>
+#include <sparkle/reference.hpp>
+#include <sparkle/shapes.hpp>

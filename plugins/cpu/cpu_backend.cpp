@@ -1,0 +1,110 @@
+// The oneTBB CPU backend: one device (the host), host-memory buffers that can
+// alias the caller's arrays, and synchronous execution on TBB's arena.
+#include <sparkle/plugin.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "conv2d_gemm.hpp"
+#include "cpu_info.hpp"
+
+#ifndef SPARKLE_CPU_BUILD_ID
+#define SPARKLE_CPU_BUILD_ID "dev"
+#endif
+
+namespace sparkle::cpu {
+namespace {
+
+using plugin::Error;
+
+class HostBuffer final : public plugin::Buffer {
+ public:
+  explicit HostBuffer(size_t bytes) : owned_(new float[(bytes + 3) / 4]), data_(owned_.get()),
+                                      bytes_(bytes) {}
+  HostBuffer(void* host, size_t bytes) : data_(static_cast<float*>(host)), bytes_(bytes) {}
+
+  void upload(size_t offset, const void* src, size_t bytes) override {
+    check(offset, bytes, "upload");
+    std::memcpy(reinterpret_cast<char*>(data_) + offset, src, bytes);
+  }
+  void download(size_t offset, void* dst, size_t bytes) override {
+    check(offset, bytes, "download");
+    std::memcpy(dst, reinterpret_cast<const char*>(data_) + offset, bytes);
+  }
+  float* data() { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void check(size_t offset, size_t bytes, const char* what) const {
+    if (offset > bytes_ || bytes > bytes_ - offset)
+      throw Error(SPARKLE_INVALID_ARGUMENT, std::string(what) + " of " + std::to_string(bytes) +
+                                                " bytes at offset " + std::to_string(offset) +
+                                                " exceeds buffer of " + std::to_string(bytes_));
+  }
+  std::unique_ptr<float[]> owned_;
+  float* data_;
+  size_t bytes_;
+};
+
+HostBuffer* host(plugin::Buffer* b, const char* name, size_t need_bytes) {
+  auto* h = dynamic_cast<HostBuffer*>(b);
+  if (h == nullptr) throw Error(SPARKLE_INVALID_ARGUMENT, std::string(name) + " buffer is missing");
+  if (h->bytes() < need_bytes)
+    throw Error(SPARKLE_INVALID_ARGUMENT, std::string(name) + " buffer has " +
+                                              std::to_string(h->bytes()) + " bytes, needs " +
+                                              std::to_string(need_bytes));
+  return h;
+}
+
+class GemmPlan final : public plugin::Plan {
+ public:
+  explicit GemmPlan(const sparkle_conv2d_desc& d) : d_(d) {}
+  const char* kernel_name() const override { return "cpu_implicit_gemm_4x16"; }
+
+  std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w,
+                                         plugin::Buffer* bias, plugin::Buffer* y) override {
+    const size_t f = sizeof(float);
+    auto* hx = host(x, "x", static_cast<size_t>(d_.n * d_.c * d_.h * d_.w) * f);
+    auto* hw = host(w, "w", static_cast<size_t>(d_.k * (d_.c / d_.groups) * d_.r * d_.s) * f);
+    auto* hy = host(y, "y", static_cast<size_t>(d_.n * d_.k * d_.out_h * d_.out_w) * f);
+    HostBuffer* hb = d_.has_bias ? host(bias, "bias", static_cast<size_t>(d_.k) * f) : nullptr;
+    const auto start = std::chrono::steady_clock::now();
+    conv2d_gemm(d_, hx->data(), hw->data(), hb ? hb->data() : nullptr, hy->data());
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    return std::make_unique<plugin::CompletedFence>(static_cast<int64_t>(ns));
+  }
+
+ private:
+  sparkle_conv2d_desc d_;
+};
+
+class CpuDevice final : public plugin::Device {
+ public:
+  void check_supported(const sparkle_conv2d_desc&) override {}  // every valid descriptor
+  std::unique_ptr<plugin::Buffer> create_buffer(size_t bytes) override {
+    return std::make_unique<HostBuffer>(bytes);
+  }
+  std::unique_ptr<plugin::Buffer> wrap_host(void* host, size_t bytes) override {
+    return std::make_unique<HostBuffer>(host, bytes);
+  }
+  std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
+    return std::make_unique<GemmPlan>(d);
+  }
+};
+
+class CpuBackend final : public plugin::Backend {
+ public:
+  std::vector<plugin::DeviceEntry> devices() override { return {describe_host_cpu()}; }
+  std::unique_ptr<plugin::Device> open_device(size_t) override {
+    return std::make_unique<CpuDevice>();
+  }
+};
+
+}  // namespace
+}  // namespace sparkle::cpu
+
+SPARKLE_DEFINE_PLUGIN(sparkle::cpu::CpuBackend, "cpu", "0.1.0", SPARKLE_CPU_BUILD_ID)

@@ -1,0 +1,60 @@
+// Reads the processor model from /proc/cpuinfo and the ISA from cpuid.
+#include "cpu_info.hpp"
+
+#include <tbb/info.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+namespace sparkle::cpu {
+namespace {
+
+std::string model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
+std::string isa_flags() {
+  std::string flags;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("sse4.2")) flags += "sse4.2 ";
+  if (__builtin_cpu_supports("avx")) flags += "avx ";
+  if (__builtin_cpu_supports("avx2")) flags += "avx2 ";
+  if (__builtin_cpu_supports("fma")) flags += "fma ";
+  if (__builtin_cpu_supports("avx512f")) flags += "avx512f ";
+#endif
+  if (!flags.empty()) flags.pop_back();
+  return flags.empty() ? "portable" : flags;
+}
+
+}  // namespace
+
+plugin::DeviceEntry describe_host_cpu() {
+  plugin::DeviceEntry e;
+  e.kind = SPARKLE_DEVICE_CPU;
+  const std::string model = model_name();
+  const int threads = tbb::info::default_concurrency();
+  const std::string isa = isa_flags();
+  e.description = model + " (" + std::to_string(threads) + " threads, oneTBB)";
+  std::ostringstream fp;
+  fp << "cpu-" << std::hex << std::hash<std::string>{}(model + "|" + isa + "|" +
+                                                          std::to_string(threads));
+  e.fingerprint = fp.str();
+  e.properties = {{"model", model},
+                  {"threads", std::to_string(threads)},
+                  {"isa", isa},
+                  {"memory", "host"}};
+  return e;
+}
+
+}  // namespace sparkle::cpu

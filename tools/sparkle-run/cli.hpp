@@ -1,0 +1,49 @@
+// Shared pieces of the sparkle-run subcommands: usage errors, JSON text,
+// random tensors and timing statistics.
+#pragma once
+
+#include <sparkle/sparkle.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sparkle::cli {
+
+// Bad command-line input that is not a sparkle::Error (exit status 2).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+int run_devices(int argc, char** argv);
+int run_conv2d(int argc, char** argv);
+int run_bench(int argc, char** argv);
+
+std::string json_string(const std::string& s);
+std::string json_number(double v);
+
+// Uniform in [-1, 1), reproducible from seed.
+std::vector<float> random_tensor(int64_t count, uint64_t seed);
+double median(std::vector<double> values);
+
+struct Timing {
+  RunResult last;
+  double ms = 0;              // median over the timed runs
+  bool device_timed = false;  // device timer (GPU queries) rather than wall time
+};
+// warmup untimed runs, then repeat timed ones. Device time is used only when
+// every timed run had it, so that the median never mixes the two clocks.
+Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>& x,
+                   const std::vector<float>& w, const std::vector<float>& bias,
+                   std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat);
+
+// Refuses a tensor larger than this machine's memory, naming it, so that a
+// huge but representable shape fails cleanly instead of in the allocator.
+void check_fits_in_memory(const std::string& name, int64_t elements);
+
+// The ResNet-50 v1.5 suite shipped inside the binary (bench/resnet50_v1_5.shapes).
+extern const char* const kResnet50Suite;
+
+}  // namespace sparkle::cli

@@ -1,0 +1,61 @@
+// sparkle-run: list devices, run one convolution, or run a benchmark suite.
+// Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error.
+#include <boost/program_options/errors.hpp>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: sparkle-run <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  devices   list plugins (loaded or rejected, with the reason) and devices\n"
+    "  conv2d    run one convolution, time it, optionally check it\n"
+    "  bench     run a suite of layers (ResNet-50 v1.5 or a shapes file)\n"
+    "\n"
+    "'sparkle-run <command> --help' lists a command's options.\n"
+    "Environment variables are listed in docs/ENVIRONMENT.md.\n";
+
+int fail(int status, const std::string& message) {
+  std::fprintf(stderr, "sparkle-run: error: %s\n", message.c_str());
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string command = argv[1];
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command == "--version") {
+    std::printf("sparkle-run %s (%s)\n", sparkle::version(), sparkle::build_id());
+    return 0;
+  }
+  try {
+    if (command == "devices") return sparkle::cli::run_devices(argc - 1, argv + 1);
+    if (command == "conv2d") return sparkle::cli::run_conv2d(argc - 1, argv + 1);
+    if (command == "bench") return sparkle::cli::run_bench(argc - 1, argv + 1);
+    return fail(2, "unknown command '" + command + "' (try --help)");
+  } catch (const sparkle::cli::UsageError& e) {
+    return fail(2, e.what());
+  } catch (const boost::program_options::error& e) {
+    return fail(2, e.what());
+  } catch (const sparkle::Error& e) {
+    return fail(e.is_user_error() ? 2 : 1, e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(1, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(1, std::string("internal error: ") + e.what());
+  }
+}
