@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Table-driven bad-input test of sparkle-run.
+
+Every case must exit with status 2 and print exactly one line starting with
+"sparkle-run: error:" that contains the case's specific message; nothing may
+crash (signals, sanitizer reports). Usage: bad_input_test.py SPARKLE_RUN
+"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+
+def npy(path, dtype, shape, body_bytes=None):
+    """Writes a .npy file by hand (no numpy needed)."""
+    shape_text = "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (dtype, shape_text)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    count = 1
+    for s in shape:
+        count *= s
+    itemsize = int(dtype[2:])
+    if body_bytes is None:
+        body_bytes = count * itemsize
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(bytes(body_bytes))
+
+
+def main():
+    exe = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix="sparkle-bad-input-")
+    p = lambda name: os.path.join(tmp, name)
+    npy(p("f8.npy"), "<f8", [1, 3, 8, 8])
+    npy(p("rank2.npy"), "<f4", [3, 8])
+    npy(p("trunc.npy"), "<f4", [1, 3, 8, 8], body_bytes=100)
+    npy(p("x.npy"), "<f4", [1, 3, 8, 8])
+    npy(p("w4.npy"), "<f4", [4, 4, 3, 3])
+    npy(p("b5.npy"), "<f4", [5])
+    with open(p("junk.npy"), "wb") as f:
+        f.write(b"not numpy at all")
+    with open(p("bad.shapes"), "w") as f:
+        f.write("# header\nconv1 3 224 224 64 7 7 2 3 1\nres2 64 56 56\n")
+
+    conv = ["conv2d", "--shape", "1,3,8,8", "--filter", "4,3,3"]
+    cases = [
+        ("negative padding", conv + ["--pad=-1"], "pad_top=-1 must be >= 0"),
+        ("negative stride", conv + ["--stride=-2"], "stride_h=-2 must be > 0"),
+        ("zero dilation", conv + ["--dilation", "1,0"], "dilation_w=0 must be > 0"),
+        ("K = 0", ["conv2d", "--shape", "1,3,8,8", "--filter", "0,3,3"], "k=0 must be > 0"),
+        ("H = 0", ["conv2d", "--shape", "1,3,0,8", "--filter", "4,3,3"], "h=0 must be > 0"),
+        ("groups do not divide C",
+         ["conv2d", "--shape", "1,6,8,8", "--filter", "4,3,3", "--groups", "4"],
+         "groups=4 does not divide C=6"),
+        ("groups do not divide K",
+         ["conv2d", "--shape", "1,8,8,8", "--filter", "6,3,3", "--groups", "4"],
+         "groups=4 does not divide K=6"),
+        ("output size <= 0", ["conv2d", "--shape", "1,3,4,4", "--filter", "4,7,7"],
+         "output height would be <= 0"),
+        ("overflowing product",
+         ["conv2d", "--shape", "4294967296,4294967296,2,2", "--filter", "4,1,1"],
+         "input element count overflows int64"),
+        ("larger than memory",
+         ["conv2d", "--shape", "100000,100000,100,10", "--filter", "4,1,1"],
+         "more than this machine's"),
+        ("shape with 3 values", ["conv2d", "--shape", "1,3,8", "--filter", "4,3,3"],
+         "shape='1,3,8' needs 4 comma-separated values"),
+        ("non-integer size", ["conv2d", "--shape", "1,a,8,8", "--filter", "4,3,3"],
+         "shape='a' is not an integer"),
+        ("npy wrong dtype", ["conv2d", "--input", p("f8.npy"), "--filter", "4,3,3"],
+         "dtype '<f8' is not float32"),
+        ("npy wrong rank", ["conv2d", "--input", p("rank2.npy"), "--filter", "4,3,3"],
+         "rank 2 but expected 4"),
+        ("npy truncated body", ["conv2d", "--input", p("trunc.npy"), "--filter", "4,3,3"],
+         "truncated body"),
+        ("npy not numpy", ["conv2d", "--input", p("junk.npy"), "--filter", "4,3,3"],
+         "not a .npy file (bad magic)"),
+        ("npy missing", ["conv2d", "--input", p("missing.npy"), "--filter", "4,3,3"],
+         "cannot open for reading"),
+        ("weights disagree with input",
+         ["conv2d", "--input", p("x.npy"), "--weights", p("w4.npy")],
+         "has C/groups=4, but input C=3"),
+        ("bias disagrees with K", conv + ["--bias", p("b5.npy")], "bias has 5 elements, but K=4"),
+        ("unknown device", conv + ["--device", "quantum"], "unknown device 'quantum'"),
+        ("device index not a number", conv + ["--device", "cpu:abc"],
+         "index 'abc' is not a number"),
+        ("input given twice", conv + ["--input", p("x.npy")], "give exactly one of --input"),
+        ("repeat 0", conv + ["--repeat", "0"], "repeat=0 must be > 0"),
+        ("unknown option", conv + ["--frobnicate"], "unrecognised option '--frobnicate'"),
+        ("bad shapes-file line", ["bench", "--shapes", p("bad.shapes")],
+         "bad.shapes:3: expected 10 fields"),
+        ("missing shapes file", ["bench", "--shapes", p("nope.shapes")],
+         "cannot open shapes file"),
+        ("unknown suite", ["bench", "--suite", "vgg"], "unknown suite 'vgg'"),
+        ("batch 0", ["bench", "--batch", "0"], "batch=0 must be > 0"),
+        ("unknown command", ["convolve"], "unknown command 'convolve'"),
+    ]
+    failed = 0
+    for name, args, message in cases:
+        proc = subprocess.run([exe] + args, capture_output=True, text=True, timeout=120)
+        errors = [l for l in proc.stderr.splitlines() if l.startswith("sparkle-run: error:")]
+        problems = []
+        if proc.returncode != 2:
+            problems.append("exit status %d, expected 2" % proc.returncode)
+        if len(errors) != 1:
+            problems.append("%d error lines, expected 1" % len(errors))
+        elif message not in errors[0]:
+            problems.append("message %r lacks %r" % (errors[0], message))
+        if "Sanitizer" in proc.stderr or "runtime error" in proc.stderr:
+            problems.append("sanitizer report")
+        status = "ok  " if not problems else "FAIL"
+        print("%s %-28s %s" % (status, name, errors[0] if errors else proc.stderr.strip()[:200]))
+        for pr in problems:
+            print("       " + pr)
+        failed += bool(problems)
+    print("%d bad-input cases, %d failed" % (len(cases), failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

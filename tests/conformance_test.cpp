@@ -1,0 +1,77 @@
+// Conformance: every device under test against the float64 reference, on
+// fresh random data with the output poisoned first.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+
+#include "common/test_data.hpp"
+
+using namespace sparkle;
+
+namespace {
+// Relative to |bias| + sum |x * w| (see sparkle::compare).
+constexpr double kTolerance = 1e-5;
+}  // namespace
+
+TEST_CASE("every device matches the float64 reference on odd shapes") {
+  Engine engine;
+  const auto devices = test::devices_under_test(engine);
+  REQUIRE_MESSAGE(!devices.empty(), "no devices loaded; is SPARKLE_PLUGIN_PATH set?");
+  const auto descs = test::conformance_descriptors();
+  REQUIRE(descs.size() >= 30);
+  const uint64_t seed = test::fresh_seed();
+  MESSAGE("data seed " << seed << " (replay with SPARKLE_TEST_SEED)");
+  std::mt19937_64 rng(seed);
+  for (const auto& device : devices) {
+    int checked = 0;
+    for (const auto& d : descs) {
+      CAPTURE(device);
+      CAPTURE(d.to_string());
+      const auto x = test::random_tensor(d.input_elements(), rng);
+      const auto w = test::random_tensor(d.weight_elements(), rng);
+      const auto b = test::random_tensor(d.bias_elements(), rng);
+      auto y = test::poisoned(d.output_elements());
+      RunOptions opts;
+      opts.device = device;
+      const auto result = engine.conv2d(d, x, w, b, y, opts);
+      CHECK(result.device == (device.find(':') == std::string::npos ? device + ":0" : device));
+      std::vector<double> want(y.size()), magnitude(y.size());
+      reference_conv2d(d, x.data(), w.data(), b.empty() ? nullptr : b.data(), want.data(),
+                       magnitude.data());
+      const auto cmp = compare(y.data(), want.data(), magnitude.data(),
+                               static_cast<int64_t>(y.size()));
+      CAPTURE(result.kernel);
+      CAPTURE(cmp.worst_index);
+      CHECK(cmp.non_finite == 0);
+      CHECK(cmp.max_rel_error <= kTolerance);
+      ++checked;
+    }
+    MESSAGE(device << ": " << checked << " descriptors checked");
+  }
+}
+
+TEST_CASE("the same plan reused across calls gives fresh results") {
+  // Guards against a backend caching outputs or packed inputs by shape.
+  Engine engine;
+  for (const auto& device : test::devices_under_test(engine)) {
+    CAPTURE(device);
+    Conv2dDesc d;
+    d.n = 2, d.c = 5, d.h = 9, d.w = 7, d.k = 6, d.r = 3, d.s = 3, d.pad_top = d.pad_left = 1;
+    d.pad_bottom = d.pad_right = 1;
+    std::mt19937_64 rng(test::fresh_seed());
+    for (int round = 0; round < 3; ++round) {
+      const auto x = test::random_tensor(d.input_elements(), rng);
+      const auto w = test::random_tensor(d.weight_elements(), rng);
+      auto y = test::poisoned(d.output_elements());
+      RunOptions opts;
+      opts.device = device;
+      engine.conv2d(d, x, w, {}, y, opts);
+      std::vector<double> want(y.size()), magnitude(y.size());
+      reference_conv2d(d, x.data(), w.data(), nullptr, want.data(), magnitude.data());
+      const auto cmp = compare(y.data(), want.data(), magnitude.data(),
+                               static_cast<int64_t>(y.size()));
+      CHECK(cmp.non_finite == 0);
+      CHECK(cmp.max_rel_error <= kTolerance);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+// Plugin registry: broken plugins are skipped with a reason naming the file,
+// and the engine keeps working with the good ones.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "common/test_data.hpp"
+
+using namespace sparkle;
+
+TEST_CASE("broken plugins are rejected with their reason and the engine keeps working") {
+  EngineOptions options;
+  options.plugin_paths = {SPARKLE_FIXTURE_DIR, SPARKLE_CPU_PLUGIN_DIR};
+  options.use_default_paths = false;
+  Engine engine(options);
+
+  std::map<std::string, PluginRecord> by_file;
+  for (const auto& p : engine.plugins()) by_file[p.path.substr(p.path.rfind('/') + 1)] = p;
+
+  const std::map<std::string, std::string> expected = {
+      {"libsparkle-noentry.so", "missing entry point 'sparkle_plugin_entry'"},
+      {"libsparkle-badabi.so", "wrong ABI version: plugin has 99.3, host expects 1.0"},
+      {"libsparkle-small.so", "descriptor struct_size 24 too small"},
+      {"libsparkle-throws.so", "init threw: fixture init failure"},
+      {"libsparkle-initfails.so", "init failed: fixture refuses to start"},
+      {"libsparkle-nullmember.so", "descriptor member 'enqueue_conv2d' is NULL"},
+      {"libsparkle-notelf.so", "not a loadable shared object"},
+  };
+  for (const auto& [file, reason] : expected) {
+    CAPTURE(file);
+    REQUIRE(by_file.count(file) == 1);
+    CHECK_FALSE(by_file[file].loaded);
+    CHECK(by_file[file].reason.find(reason) != std::string::npos);
+    CHECK(by_file[file].path.find(SPARKLE_FIXTURE_DIR) == 0);
+  }
+  // A valid plugin with no devices loads and says why it has none.
+  REQUIRE(by_file.count("libsparkle-empty.so") == 1);
+  CHECK(by_file["libsparkle-empty.so"].loaded);
+  CHECK(by_file["libsparkle-empty.so"].reason == "fixture");
+
+  REQUIRE(by_file.count("libsparkle-cpu.so") == 1);
+  CHECK(by_file["libsparkle-cpu.so"].loaded);
+
+  Conv2dDesc d;
+  d.c = 3, d.h = 5, d.w = 5, d.k = 2, d.r = 3, d.s = 3;
+  std::mt19937_64 rng(test::fresh_seed());
+  const auto x = test::random_tensor(d.input_elements(), rng);
+  const auto w = test::random_tensor(d.weight_elements(), rng);
+  auto y = test::poisoned(d.output_elements());
+  CHECK(engine.conv2d(d, x, w, {}, y).device == "cpu:0");
+  std::vector<double> want(y.size()), mag(y.size());
+  reference_conv2d(d, x.data(), w.data(), nullptr, want.data(), mag.data());
+  CHECK(compare(y.data(), want.data(), mag.data(), static_cast<int64_t>(y.size())).max_rel_error <
+        1e-5);
+
+  // Naming the device-less backend explains why it cannot run.
+  RunOptions opts;
+  opts.device = "empty";
+  CHECK_THROWS_WITH_AS(engine.conv2d(d, x, w, {}, y, opts),
+                       doctest::Contains("backend 'empty' has no devices: fixture"), Error);
+}
+
+TEST_CASE("the current directory is never searched implicitly") {
+  EngineOptions options;
+  options.use_default_paths = false;
+  Engine engine(options);
+  CHECK(engine.plugins().empty());
+  CHECK(engine.devices().empty());
+  Conv2dDesc d;
+  std::vector<float> x(1), w(1), y(1);
+  CHECK_THROWS_WITH_AS(engine.conv2d(d, x, w, {}, y), doctest::Contains("no devices loaded"),
+                       Error);
+}
