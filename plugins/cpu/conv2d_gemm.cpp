@@ -13,11 +13,11 @@
 namespace sparkle::cpu {
 namespace {
 
-constexpr int64_t kNR = 16;      // columns (output pixels) per micro-tile
-constexpr int64_t kMR = 4;       // rows (output channels) per micro-tile
-constexpr int64_t kTileN = 128;  // pixels per task
-constexpr int64_t kTileK = 64;   // output channels per task
-constexpr int64_t kBlockC = 256; // reduction elements packed at once
+constexpr int64_t kNR = 16;       // columns (output pixels) per micro-tile: two 8-wide vectors
+constexpr int64_t kMR = 6;        // rows (output channels) per micro-tile: 12 accumulators
+constexpr int64_t kTileN = 128;   // pixels per task
+constexpr int64_t kTileK = 96;    // output channels per task (a multiple of kMR)
+constexpr int64_t kBlockC = 256;  // reduction elements packed at once
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define SPARKLE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -25,23 +25,31 @@ constexpr int64_t kBlockC = 256; // reduction elements packed at once
 #define SPARKLE_CLONES
 #endif
 
-// acc[m][0..16) += w[m][j] * panel[j][0..16) for j < kc, then added to (or
-// stored into) y rows. Panel rows have stride ldp and are zero-padded to 16.
-template <int MR>
-SPARKLE_CLONES void micro_kernel(const float* const* wrows, int64_t kc, const float* panel,
-                                 int64_t ldp, float* const* yrows, int64_t ncols) {
-  float acc[MR][kNR] = {};
+// 8 floats; GCC lowers it to one AVX register or two SSE ones.
+typedef float v8 __attribute__((vector_size(32)));
+
+// C[m][0..nc) += sum_j A[j][m] * B[j][0..16) for m < mr.
+// A is packed [kc][kMR] (zero rows past mr), B rows have stride ldp and are
+// zero-padded to 16 columns, so the loop has no edge cases.
+SPARKLE_CLONES void micro_kernel(const float* a, const float* b, int64_t ldp, int64_t kc,
+                                 float* const* c, int64_t mr, int64_t nc) {
+  v8 acc[kMR][2] = {};
   for (int64_t j = 0; j < kc; ++j) {
-    const float* b = panel + j * ldp;
-#pragma GCC unroll 4
-    for (int m = 0; m < MR; ++m) {
-      const float a = wrows[m][j];
-#pragma GCC unroll 16
-      for (int64_t c = 0; c < kNR; ++c) acc[m][c] += a * b[c];
+    v8 b0, b1;  // unaligned loads
+    __builtin_memcpy(&b0, b + j * ldp, sizeof b0);
+    __builtin_memcpy(&b1, b + j * ldp + 8, sizeof b1);
+    const float* aj = a + j * kMR;
+#pragma GCC unroll 6
+    for (int m = 0; m < kMR; ++m) {
+      acc[m][0] += b0 * aj[m];
+      acc[m][1] += b1 * aj[m];
     }
   }
-  for (int m = 0; m < MR; ++m)
-    for (int64_t c = 0; c < ncols; ++c) yrows[m][c] += acc[m][c];
+  for (int64_t m = 0; m < mr; ++m) {
+    float out[kNR];
+    __builtin_memcpy(out, acc[m], sizeof out);
+    for (int64_t col = 0; col < nc; ++col) c[m][col] += out[col];
+  }
 }
 
 struct Geometry {
@@ -62,15 +70,33 @@ void pack_panel(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg
     if (pointwise) {
       std::copy(xc + p0, xc + p0 + np, row);
     } else {
+      // One output row at a time: ih is fixed, and the input columns that
+      // fall inside the image form one range, so only the edges need zeros.
+      const int64_t off = s * d.dilation_w - d.pad_left;
       int64_t oh = p0 / g.Q, ow = p0 % g.Q;
-      for (int64_t i = 0; i < np; ++i) {
+      for (int64_t i = 0; i < np; ++oh, ow = 0) {
+        const int64_t seg = std::min(g.Q - ow, np - i);
+        float* dst = row + i;
         const int64_t ih = oh * d.stride_h - d.pad_top + r * d.dilation_h;
-        const int64_t iw = ow * d.stride_w - d.pad_left + s * d.dilation_w;
-        row[i] = (ih >= 0 && ih < d.h && iw >= 0 && iw < d.w) ? xc[ih * d.w + iw] : 0.0f;
-        if (++ow == g.Q) {
-          ow = 0;
-          ++oh;
+        if (ih < 0 || ih >= d.h) {
+          std::fill(dst, dst + seg, 0.0f);
+        } else {
+          // t in [lo, hi) has 0 <= (ow + t) * stride_w + off < w.
+          const int64_t sw = d.stride_w;
+          const int64_t first = std::max<int64_t>(0, (-off + sw - 1) / sw);  // smallest valid ow
+          const int64_t last = (d.w - 1 - off) >= 0 ? (d.w - 1 - off) / sw + 1 : 0;  // past end
+          const int64_t lo = std::clamp(first - ow, int64_t{0}, seg);
+          const int64_t hi = std::clamp(last - ow, lo, seg);
+          const float* src = xc + ih * d.w + (ow + lo) * sw + off;
+          std::fill(dst, dst + lo, 0.0f);
+          if (sw == 1) {
+            std::copy(src, src + (hi - lo), dst + lo);
+          } else {
+            for (int64_t t = lo; t < hi; ++t) dst[t] = src[(t - lo) * sw];
+          }
+          std::fill(dst + hi, dst + seg, 0.0f);
         }
+        i += seg;
       }
     }
     std::fill(row + np, row + ldp, 0.0f);
@@ -80,35 +106,35 @@ void pack_panel(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg
 void run_tile(const sparkle_conv2d_desc& d, const Geometry& g, const float* x, const float* w,
               const float* bias, float* y, int64_t n, int64_t grp, int64_t k0, int64_t nk,
               int64_t p0, int64_t np) {
-  thread_local std::vector<float> panel;
+  thread_local std::vector<float> panel, packed_w;
   const int64_t ldp = (np + kNR - 1) / kNR * kNR;
+  const int64_t row_blocks = (nk + kMR - 1) / kMR;
   panel.resize(static_cast<size_t>(kBlockC * ldp));
+  packed_w.resize(static_cast<size_t>(row_blocks * kBlockC * kMR));
   const float* xg = x + (n * d.c + grp * g.cg) * d.h * d.w;
-  // Rows of y and w for this task's output channels.
   auto yrow = [&](int64_t k) { return y + ((n * d.k + k) * g.PQ) + p0; };
-  auto wrow = [&](int64_t k) { return w + k * g.crs; };
 
   for (int64_t k = k0; k < k0 + nk; ++k) std::fill(yrow(k), yrow(k) + np, bias ? bias[k] : 0.f);
 
   for (int64_t j0 = 0; j0 < g.crs; j0 += kBlockC) {
     const int64_t kc = std::min(kBlockC, g.crs - j0);
     pack_panel(d, g, xg, j0, j0 + kc, p0, np, panel.data(), ldp);
-    for (int64_t c0 = 0; c0 < np; c0 += kNR) {
-      const int64_t nc = std::min(kNR, np - c0);
-      int64_t k = k0;
-      for (; k + kMR <= k0 + nk; k += kMR) {
-        const float* wr[kMR];
-        float* yr[kMR];
-        for (int m = 0; m < kMR; ++m) {
-          wr[m] = wrow(k + m) + j0;
-          yr[m] = yrow(k + m) + c0;
-        }
-        micro_kernel<kMR>(wr, kc, panel.data() + c0, ldp, yr, nc);
+    // Weights of this block as [row block][j][kMR], zero past the last row.
+    for (int64_t rb = 0; rb < row_blocks; ++rb) {
+      float* dst = packed_w.data() + rb * kBlockC * kMR;
+      for (int64_t m = 0; m < kMR; ++m) {
+        const int64_t k = k0 + rb * kMR + m;
+        const float* src = w + k * g.crs + j0;
+        for (int64_t j = 0; j < kc; ++j) dst[j * kMR + m] = k < k0 + nk ? src[j] : 0.0f;
       }
-      for (; k < k0 + nk; ++k) {
-        const float* wr[1] = {wrow(k) + j0};
-        float* yr[1] = {yrow(k) + c0};
-        micro_kernel<1>(wr, kc, panel.data() + c0, ldp, yr, nc);
+    }
+    for (int64_t rb = 0; rb < row_blocks; ++rb) {
+      const int64_t mr = std::min(kMR, nk - rb * kMR);
+      const float* a = packed_w.data() + rb * kBlockC * kMR;
+      for (int64_t c0 = 0; c0 < np; c0 += kNR) {
+        float* rows[kMR];
+        for (int64_t m = 0; m < kMR; ++m) rows[m] = yrow(k0 + rb * kMR + std::min(m, mr - 1)) + c0;
+        micro_kernel(a, panel.data() + c0, ldp, kc, rows, mr, std::min(kNR, np - c0));
       }
     }
   }

@@ -61,7 +61,7 @@ HostBuffer* host(plugin::Buffer* b, const char* name, size_t need_bytes) {
 class GemmPlan final : public plugin::Plan {
  public:
   explicit GemmPlan(const sparkle_conv2d_desc& d) : d_(d) {}
-  const char* kernel_name() const override { return "cpu_implicit_gemm_4x16"; }
+  const char* kernel_name() const override { return "cpu_implicit_gemm_6x16"; }
 
   std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w,
                                          plugin::Buffer* bias, plugin::Buffer* y) override {
