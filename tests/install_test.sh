@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 # stand on its own.
 unset SPARKLE_PLUGIN_PATH SPARKLE_DEVICE LD_LIBRARY_PATH
 
-meson install -C "$build" --no-rebuild --quiet --destdir "$work/dest" >/dev/null
+meson install -C "$build" --no-rebuild --quiet --destdir "$work/dest"
 # Move the tree somewhere else: it must be relocatable.
 prefix=$(meson introspect "$build" --buildoptions |
   python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')

@@ -10,8 +10,12 @@
 #include <optional>
 #include <shared_mutex>
 
+#include <thread>
+
+#include "cache/cache_dir.hpp"
 #include "log/log.hpp"
 #include "registry/plugin_registry.hpp"
+#include "select/selector.hpp"
 
 namespace sparkle {
 namespace detail {
@@ -33,16 +37,19 @@ const char* kind_name(sparkle_device_kind kind) {
   return "unknown";
 }
 
-// Static preference used by "auto" until the learning selector lands
-// (issue 5): hardware GPUs, then the CPU, then GPU APIs emulated on the CPU.
-int kind_rank(sparkle_device_kind kind) {
-  switch (kind) {
-    case SPARKLE_DEVICE_GPU: return 0;
-    case SPARKLE_DEVICE_CPU: return 1;
-    case SPARKLE_DEVICE_SOFTWARE_GPU: return 2;
-    case SPARKLE_DEVICE_SIMULATED: return 3;
-  }
-  return 4;
+// What a call cost the caller: wall time, or the device's own report when it
+// is larger (a device may report work that finished asynchronously, and
+// simulated devices report their modelled time).
+double cost_ms(const RunResult& r) { return std::max(r.wall_ms, r.device_ms); }
+
+bool dispatch_verbose() {
+  const char* v = std::getenv("SPARKLE_VERBOSE");
+  return v != nullptr && std::string(v).find("dispatch") != std::string::npos;
+}
+
+std::string profile_path() {
+  const std::string dir = cache::cache_directory();
+  return dir.empty() ? std::string() : dir + "/selector-profile-v1.txt";
 }
 
 // Owns one plugin handle and destroys it through the plugin's own function.
@@ -69,6 +76,7 @@ struct Engine::Impl {
     DeviceProperties props;
     sparkle_device_kind kind = SPARKLE_DEVICE_CPU;
     std::once_flag open_once;
+    std::once_flag calibrate_once;
     sparkle_device handle = nullptr;
     std::string open_error;
     // Plans by descriptor string. Plans may be enqueued concurrently.
@@ -76,7 +84,7 @@ struct Engine::Impl {
     std::map<std::string, sparkle_plan> plans;
   };
 
-  explicit Impl(const EngineOptions& options) : registry(options) {
+  explicit Impl(const EngineOptions& options) : registry(options), selector(profile_path()) {
     for (const auto& plugin : registry.plugins()) {
       const size_t count = plugin.api->device_count();
       for (size_t i = 0; i < count; ++i) {
@@ -107,6 +115,7 @@ struct Engine::Impl {
   }
 
   ~Impl() {
+    selector.save();
     for (auto& d : devices) {
       for (auto& [key, plan] : d->plans) d->api->plan_destroy(plan);
       if (d->handle != nullptr) d->api->close_device(d->handle);
@@ -141,35 +150,15 @@ struct Engine::Impl {
     return st == nullptr ? std::string() : registry::take_message(st);
   }
 
-  Device& resolve(const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc,
-                  const RunOptions& options) {
+  // The named device, or nullptr for "auto".
+  Device* resolve_named(const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc,
+                        const RunOptions& options) {
     std::string want = options.device;
     if (want.empty()) {
       const char* env = std::getenv("SPARKLE_DEVICE");
       want = (env != nullptr && env[0] != '\0') ? env : "auto";
     }
-    if (want == "auto") {
-      Device* best = nullptr;
-      std::string reasons;
-      for (auto& d : devices) {
-        std::string why;
-        try {
-          why = unsupported_reason(*d, cdesc);
-        } catch (const Error& e) {
-          why = e.what();
-        }
-        if (!why.empty()) {
-          reasons += "; " + d->props.name + ": " + why;
-          continue;
-        }
-        if (best == nullptr || kind_rank(d->kind) < kind_rank(best->kind)) best = d.get();
-      }
-      if (best == nullptr)
-        throw Error(ErrorCode::unsupported,
-                    "no device supports " + desc.to_string() +
-                        (devices.empty() ? std::string(" (no devices loaded)") : reasons));
-      return *best;
-    }
+    if (want == "auto") return nullptr;
     std::string backend = want;
     size_t index = 0;
     if (auto colon = want.find(':'); colon != std::string::npos) {
@@ -189,7 +178,7 @@ struct Engine::Impl {
         if (!why.empty())
           throw Error(ErrorCode::unsupported, d->props.name + " cannot run " + desc.to_string() +
                                                   ": " + why);
-        return *d;
+        return d.get();
       }
     }
     for (const auto& rec : registry.records())
@@ -199,6 +188,131 @@ struct Engine::Impl {
     throw Error(ErrorCode::not_found,
                 "unknown device '" + want + "'; available: " + available_names());
   }
+
+  // Every device, with why it cannot run the op (empty if it can).
+  std::vector<select::Candidate> candidates(const sparkle_conv2d_desc& cdesc) {
+    std::vector<select::Candidate> out;
+    for (auto& d : devices) {
+      select::Candidate c{d->props.name, d->props.fingerprint, {}};
+      try {
+        c.unsupported = unsupported_reason(*d, cdesc);
+      } catch (const Error& e) {
+        c.unsupported = e.what();
+      }
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  // The selector's prior for a device: three probe ops, best of three runs
+  // each, once per fingerprint (kept in the profile across processes).
+  void calibrate(Device& d) {
+    std::call_once(d.calibrate_once, [&] {
+      if (selector.has_model(d.props.fingerprint)) return;
+      auto best_of_three = [&](const Conv2dDesc& probe) {
+        std::vector<float> x(probe.input_elements(), 0.5f), w(probe.weight_elements(), 0.25f),
+            y(probe.output_elements());
+        double best = 1e30;
+        for (int i = 0; i < 3; ++i) best = std::min(best, cost_ms(run_on(d, probe, x, w, {}, y)));
+        return best;
+      };
+      try {
+        const double latency = best_of_three(select::latency_probe());
+        const double compute = best_of_three(select::compute_probe());
+        const double bandwidth = best_of_three(select::bandwidth_probe());
+        const auto model = select::fit_model(latency, compute, bandwidth);
+        selector.set_model(d.props.fingerprint, model);
+        log::info("select", d.props.name + " calibrated: latency " +
+                                std::to_string(model.latency_ms) + " ms, " +
+                                std::to_string(model.gflops) + " GFLOPS, " +
+                                std::to_string(model.gbps) + " GB/s");
+      } catch (const Error& e) {
+        log::warn("select", d.props.name + ": calibration failed, device not auto-selected: " +
+                                e.what());
+      }
+    });
+  }
+
+  RunResult run_auto(const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc,
+                     std::span<const float> x, std::span<const float> w,
+                     std::span<const float> bias, std::span<float> y, bool explain) {
+    auto cands = candidates(cdesc);
+    for (size_t i = 0; i < devices.size(); ++i) {
+      if (!cands[i].unsupported.empty()) continue;
+      calibrate(*devices[i]);
+      if (!selector.has_model(cands[i].fingerprint)) cands[i].unsupported = "calibration failed";
+    }
+    select::Choice choice = selector.choose(cands, desc);
+    if (choice.parts.empty()) {
+      std::string reasons;
+      for (const auto& c : cands) reasons += "; " + c.name + ": " + c.unsupported;
+      throw Error(ErrorCode::unsupported,
+                  "no device supports " + desc.to_string() +
+                      (devices.empty() ? std::string(" (no devices loaded)") : reasons));
+    }
+    if (dispatch_verbose())
+      for (const auto& line : choice.explanation) log::note("dispatch", line);
+
+    RunResult result;
+    if (choice.parts.size() == 1) {
+      Device& d = *devices[choice.parts[0].first];
+      result = run_on(d, desc, x, w, bias, y);
+      selector.record(d.props.fingerprint, desc, cost_ms(result), choice.explored);
+    } else {
+      result = run_split(choice.parts, desc, x, w, bias, y);
+    }
+    if (explain) result.explanation = std::move(choice.explanation);
+    return result;
+  }
+
+  // Runs the images of a batch on several devices at once. Each part writes
+  // its own slice of y (NCHW: images are contiguous), so the result is the
+  // same as one device's.
+  RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts,
+                      const Conv2dDesc& desc, std::span<const float> x,
+                      std::span<const float> w, std::span<const float> bias,
+                      std::span<float> y) {
+    const int64_t x_image = desc.c * desc.h * desc.w;
+    const int64_t y_image = desc.k * desc.out_h() * desc.out_w();
+    std::vector<RunResult> results(parts.size());
+    std::vector<std::exception_ptr> errors(parts.size());
+    std::vector<std::thread> threads;
+    const auto start = std::chrono::steady_clock::now();
+    int64_t first = 0;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      Conv2dDesc piece = desc;
+      piece.n = parts[p].second;
+      auto px = x.subspan(static_cast<size_t>(first * x_image),
+                          static_cast<size_t>(piece.n * x_image));
+      auto py = y.subspan(static_cast<size_t>(first * y_image),
+                          static_cast<size_t>(piece.n * y_image));
+      first += piece.n;
+      threads.emplace_back([&, p, piece, px, py] {
+        try {
+          Device& d = *devices[parts[p].first];
+          results[p] = run_on(d, piece, px, w, bias, py);
+          selector.record(d.props.fingerprint, piece, cost_ms(results[p]));
+        } catch (...) {
+          errors[p] = std::current_exception();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    RunResult r;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      r.device += (p ? "+" : "") + results[p].device;
+      r.kernel += (p ? "+" : "") + results[p].kernel;
+      r.device_ms = std::max(r.device_ms, results[p].device_ms);
+    }
+    r.wall_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return r;
+  }
+
+  RunResult run_on(Device& d, const Conv2dDesc& desc, std::span<const float> x,
+                   std::span<const float> w, std::span<const float> bias, std::span<float> y);
 
   sparkle_plan plan_for(Device& d, const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc) {
     const std::string key = desc.to_string();
@@ -240,6 +354,7 @@ struct Engine::Impl {
   }
 
   registry::PluginRegistry registry;
+  select::Selector selector;
   std::vector<std::unique_ptr<Device>> devices;
 };
 
@@ -266,8 +381,22 @@ void check_size(const char* name, size_t got, int64_t want) {
 std::string Engine::resolve_device(const Conv2dDesc& desc, const RunOptions& options) {
   desc.validate();
   const sparkle_conv2d_desc cdesc = desc.to_c();
-  return impl_->resolve(desc, cdesc, options).props.name;
+  if (Impl::Device* d = impl_->resolve_named(desc, cdesc, options)) return d->props.name;
+  auto cands = impl_->candidates(cdesc);
+  std::string best;
+  double best_ms = 0;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    if (!cands[i].unsupported.empty()) continue;
+    impl_->calibrate(*impl_->devices[i]);
+    if (!impl_->selector.has_model(cands[i].fingerprint)) continue;
+    const double ms = impl_->selector.estimate_ms(cands[i].fingerprint, desc, nullptr);
+    if (best.empty() || ms < best_ms) best = cands[i].name, best_ms = ms;
+  }
+  if (best.empty()) throw Error(ErrorCode::unsupported, "no device supports " + desc.to_string());
+  return best;
 }
+
+bool Engine::save_profile() { return impl_->selector.save(); }
 
 RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x,
                          std::span<const float> w, std::span<const float> bias,
@@ -278,15 +407,26 @@ RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x,
   check_size("bias", bias.size(), desc.bias_elements());
   check_size("y", y.size(), desc.output_elements());
   const sparkle_conv2d_desc cdesc = desc.to_c();
-  auto& d = impl_->resolve(desc, cdesc, options);
+  Impl::Device* named = impl_->resolve_named(desc, cdesc, options);
+  if (named == nullptr) return impl_->run_auto(desc, cdesc, x, w, bias, y, options.explain);
+  RunResult result = impl_->run_on(*named, desc, x, w, bias, y);
+  // Explicit choices teach the selector too (if it has a model of the device).
+  impl_->selector.record(named->props.fingerprint, desc, cost_ms(result));
+  if (options.explain) result.explanation = {"selected: " + named->props.name + " (requested)"};
+  return result;
+}
 
+RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<const float> x,
+                               std::span<const float> w, std::span<const float> bias,
+                               std::span<float> y) {
+  const sparkle_conv2d_desc cdesc = desc.to_c();
   const auto start = std::chrono::steady_clock::now();
-  sparkle_plan plan = impl_->plan_for(d, desc, cdesc);
-  auto bx = impl_->buffer(d, x.data(), x.size(), true, "x");
-  auto bw = impl_->buffer(d, w.data(), w.size(), true, "w");
-  std::optional<Impl::DeviceBuffer> bb;
-  if (desc.has_bias) bb.emplace(impl_->buffer(d, bias.data(), bias.size(), true, "bias"));
-  auto by = impl_->buffer(d, y.data(), y.size(), false, "y");
+  sparkle_plan plan = plan_for(d, desc, cdesc);
+  auto bx = buffer(d, x.data(), x.size(), true, "x");
+  auto bw = buffer(d, w.data(), w.size(), true, "w");
+  std::optional<DeviceBuffer> bb;
+  if (desc.has_bias) bb.emplace(buffer(d, bias.data(), bias.size(), true, "bias"));
+  auto by = buffer(d, y.data(), y.size(), false, "y");
 
   sparkle_fence fence = nullptr;
   registry::throw_if_error(d.api->enqueue_conv2d(plan, bx.handle.h, bw.handle.h,

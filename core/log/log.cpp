@@ -42,11 +42,20 @@ const char* level_name(sparkle_log_level level) {
 
 bool enabled(sparkle_log_level level) { return level >= threshold(); }
 
-void write(sparkle_log_level level, const std::string& component, const std::string& message) {
-  if (!enabled(level)) return;
-  const std::string line = "sparkle[t" + std::to_string(thread_tag()) + "] " + level_name(level) +
-                           ": " + component + ": " + message + "\n";
+namespace {
+void emit(const char* label, const std::string& component, const std::string& message) {
+  const std::string line = "sparkle[t" + std::to_string(thread_tag()) + "] " + label + ": " +
+                           component + ": " + message + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+}  // namespace
+
+void write(sparkle_log_level level, const std::string& component, const std::string& message) {
+  if (enabled(level)) emit(level_name(level), component, message);
+}
+
+void note(const std::string& component, const std::string& message) {
+  emit("note", component, message);
 }
 
 }  // namespace sparkle::log

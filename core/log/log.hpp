@@ -11,6 +11,9 @@ namespace sparkle::log {
 bool enabled(sparkle_log_level level);
 void write(sparkle_log_level level, const std::string& component, const std::string& message);
 
+// Printed whatever the level (asked-for diagnostics such as dispatch lines).
+void note(const std::string& component, const std::string& message);
+
 inline void warn(const std::string& component, const std::string& message) {
   write(SPARKLE_LOG_WARN, component, message);
 }

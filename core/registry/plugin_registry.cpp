@@ -10,6 +10,8 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -67,6 +69,30 @@ struct Required {
   const char* name;
   bool present;
 };
+
+// A plugin file loaded and initialised once per process, shared by every
+// Engine: plugins keep global state (one GL thread, one device list), so a
+// second init or an early shutdown by another Engine would break the first.
+struct SharedPlugin {
+  std::shared_ptr<boost::dll::shared_library> library;
+  const sparkle_plugin* api = nullptr;
+  ~SharedPlugin() {
+    try {
+      if (api != nullptr && api->shutdown != nullptr) api->shutdown();
+    } catch (...) {
+    }
+  }
+};
+
+std::mutex& shared_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<std::string, std::weak_ptr<SharedPlugin>>& shared_plugins() {
+  static std::map<std::string, std::weak_ptr<SharedPlugin>> loaded;
+  return loaded;
+}
 
 std::string abi_string(uint32_t v) {
   return std::to_string(v >> 16) + "." + std::to_string(v & 0xffff);
@@ -135,12 +161,8 @@ PluginRegistry::PluginRegistry(const EngineOptions& options) {
 }
 
 PluginRegistry::~PluginRegistry() {
-  for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) {
-    try {
-      if (it->api->shutdown != nullptr) it->api->shutdown();
-    } catch (...) {
-    }
-  }
+  // Later plugins first; each is shut down when its last Engine lets go.
+  while (!plugins_.empty()) plugins_.pop_back();
 }
 
 void PluginRegistry::try_load(const std::string& path) {
@@ -152,6 +174,26 @@ void PluginRegistry::try_load(const std::string& path) {
     log::warn("registry", "skipping plugin " + path + ": " + why);
     records_.push_back(record);
   };
+
+  std::error_code ec;
+  const std::string key = fs::canonical(path, ec).string();
+  std::lock_guard lock(shared_mutex());
+  if (auto shared = shared_plugins()[key].lock()) {
+    for (const auto& p : plugins_)
+      if (std::string(shared->api->name) == p.api->name)
+        return reject("backend name '" + std::string(shared->api->name) +
+                      "' already provided by " + p.path);
+    record.name = shared->api->name;
+    record.version = shared->api->version != nullptr ? shared->api->version : "";
+    record.loaded = true;
+    if (shared->api->device_count() == 0) {
+      const char* why = shared->api->unavailable_reason ? shared->api->unavailable_reason() : nullptr;
+      record.reason = why != nullptr ? why : "no devices";
+    }
+    records_.push_back(record);
+    plugins_.push_back({path, shared->api, shared});
+    return;
+  }
 
   std::shared_ptr<boost::dll::shared_library> lib;
   try {
@@ -227,7 +269,11 @@ void PluginRegistry::try_load(const std::string& path) {
     log::info("registry", "plugin " + path + " has no devices: " + record.reason);
   }
   records_.push_back(record);
-  plugins_.push_back({path, api, lib});
+  auto shared = std::make_shared<SharedPlugin>();
+  shared->library = lib;
+  shared->api = api;
+  shared_plugins()[key] = shared;
+  plugins_.push_back({path, api, shared});
 }
 
 }  // namespace sparkle::registry

@@ -15,7 +15,7 @@ namespace sparkle::registry {
 struct LoadedPlugin {
   std::string path;
   const sparkle_plugin* api = nullptr;
-  std::shared_ptr<void> library;  // keeps the shared object mapped
+  std::shared_ptr<void> library;  // process-wide: shut down and unmapped with the last user
 };
 
 // The folders searched, in order: explicit, SPARKLE_PLUGIN_PATH, then

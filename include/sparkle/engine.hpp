@@ -45,13 +45,20 @@ struct RunOptions {
   // "auto", a backend name ("cpu", "opengl": its first device) or NAME:INDEX.
   // Empty means SPARKLE_DEVICE, else "auto".
   std::string device;
+  // Fill RunResult::explanation with why the device was chosen (also on
+  // when SPARKLE_VERBOSE contains "dispatch", which prints it on stderr).
+  bool explain = false;
 };
 
 struct RunResult {
-  std::string device;     // the device that ran it
+  std::string device;     // the device that ran it; "a+b" when the batch was split
   std::string kernel;     // the backend's kernel name
   double device_ms = -1;  // device time when the device can time it, else -1
   double wall_ms = 0;     // enqueue to completion, transfers included
+  // With RunOptions::explain under "auto": one line per candidate (predicted
+  // or learned time, why it won, lost or was unsupported), then
+  // "selected: <device>".
+  std::vector<std::string> explanation;
 };
 
 class Engine {
@@ -72,8 +79,14 @@ class Engine {
                    const RunOptions& options = {});
 
   // The device `conv2d` would use for desc under these options, without
-  // running anything. Throws like conv2d for an unknown device.
+  // running anything (under "auto", the selector's current best estimate,
+  // without exploration or splitting). Throws like conv2d for an unknown
+  // device.
   std::string resolve_device(const Conv2dDesc& desc, const RunOptions& options = {});
+
+  // Writes what the selector learned to the cache folder now (it is also
+  // written when the engine is destroyed). False if it could not be.
+  bool save_profile();
 
  private:
   struct Impl;

@@ -50,6 +50,7 @@ int run_conv2d(int argc, char** argv) {
       "repeat", po::value<std::string>()->default_value("5"), "timed runs (median reported)")(
       "warmup", po::value<std::string>()->default_value("1"), "untimed runs first")(
       "check", "compare with the float64 reference; fail above 1e-5 relative error")(
+      "explain", "print why the device was chosen (candidates, estimates, selected: DEVICE)")(
       "json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
@@ -138,6 +139,13 @@ int run_conv2d(int argc, char** argv) {
   // Poisoned, so that an element the backend never writes cannot pass --check.
   std::vector<float> y(static_cast<size_t>(d.output_elements()),
                        std::numeric_limits<float>::quiet_NaN());
+  if (vm.count("explain")) {
+    // The choice of the first call, before timing runs teach the selector.
+    RunOptions first = run;
+    first.explain = true;
+    for (const auto& line : engine.conv2d(d, x, w, bias, y, first).explanation)
+      std::cout << line << "\n";
+  }
   const Timing t = time_conv2d(engine, d, x, w, bias, y, run, warmup, repeat);
   const RunResult& last = t.last;
   const bool device_timed = t.device_timed;

@@ -1,0 +1,267 @@
+// Selection policy:
+//  - estimate = cost-model prediction x learned correction (EMA, alpha 0.3);
+//  - drift: three measurements in a row more than 2x away from the estimate
+//    replace the correction outright (driver change, thermal state...), and
+//    so does one explored measurement that far away;
+//  - exploration: a device whose estimate is rho times the best one is
+//    re-measured once kExplorePeriod * rho calls in that bucket have passed
+//    since it was last measured. Each exploration costs at most
+//    (rho - 1) x best, once per kExplorePeriod * rho calls: under
+//    1 / kExplorePeriod (4%) of the total however slow the device is;
+//  - split: a batch is divided across devices in proportion to their
+//    estimated throughput when that is predicted at least 15% faster.
+#include "select/selector.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "cache/cache_dir.hpp"
+#include "log/log.hpp"
+
+namespace sparkle::select {
+namespace {
+
+constexpr double kAlpha = 0.3;
+constexpr double kDriftFactor = 2.0;
+constexpr int kDriftCount = 3;
+constexpr double kExplorePeriod = 25;
+constexpr double kSplitGain = 0.85;
+constexpr const char* kProfileHeader = "sparkle-selector-profile 1";
+
+std::string fmt_ms(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g ms", ms);
+  return buf;
+}
+
+std::string ratio_text(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fx", r);
+  return buf;
+}
+
+}  // namespace
+
+Selector::Selector(std::string profile_path) : path_(std::move(profile_path)) { load(); }
+
+void Selector::load() {
+  if (path_.empty()) return;
+  std::string text;
+  if (!cache::read_file(path_, &text)) return;  // first run
+  std::istringstream in(text);
+  std::string line;
+  std::map<std::string, DeviceModel> models;
+  std::map<std::pair<std::string, std::string>, Learned> learned;
+  bool ok = static_cast<bool>(std::getline(in, line)) && line == kProfileHeader;
+  while (ok && std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string tag;
+    f >> tag;
+    if (tag == "model") {
+      std::string fp;
+      DeviceModel m;
+      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps) &&
+           m.latency_ms >= 0 && m.gflops > 0 && m.gbps > 0 && std::isfinite(m.gflops) &&
+           std::isfinite(m.gbps);
+      if (ok) models[fp] = m;
+    } else if (tag == "learned") {
+      std::string fp, bucket;
+      Learned l;
+      ok = static_cast<bool>(f >> fp >> bucket >> l.correction >> l.samples) &&
+           l.correction > 0 && std::isfinite(l.correction) && l.samples >= 0;
+      if (ok) learned[{fp, bucket}] = l;
+    } else if (tag == "end") {
+      break;
+    } else {
+      ok = false;
+    }
+    if (ok && tag != "end" && in.eof()) ok = false;  // no "end": truncated
+  }
+  if (!ok || line != "end") {
+    log::warn("select", "ignoring corrupt selector profile " + path_ + "; it will be rebuilt");
+    return;
+  }
+  models_ = std::move(models);
+  learned_ = std::move(learned);
+}
+
+bool Selector::save() {
+  std::lock_guard lock(mutex_);
+  if (path_.empty() || !dirty_) return true;
+  std::ostringstream out;
+  out.precision(9);
+  out << kProfileHeader << "\n";
+  for (const auto& [fp, m] : models_)
+    out << "model " << fp << " " << m.latency_ms << " " << m.gflops << " " << m.gbps << "\n";
+  for (const auto& [key, l] : learned_)
+    out << "learned " << key.first << " " << key.second << " " << l.correction << " "
+        << l.samples << "\n";
+  out << "end\n";
+  std::string why;
+  if (!cache::write_file_atomically(path_, out.str(), &why)) {
+    log::warn("select", "cannot save selector profile: " + why);
+    return false;
+  }
+  dirty_ = false;
+  return true;
+}
+
+bool Selector::has_model(const std::string& fp) const {
+  std::lock_guard lock(mutex_);
+  return models_.count(fp) != 0;
+}
+
+void Selector::set_model(const std::string& fp, const DeviceModel& model) {
+  std::lock_guard lock(mutex_);
+  models_[fp] = model;
+  dirty_ = true;
+}
+
+double Selector::estimate_locked(const std::string& fp, const OpSignature& op,
+                                 int* samples) const {
+  auto m = models_.find(fp);
+  const double predicted = m != models_.end() ? predict_ms(m->second, op) : 1e9;
+  auto l = learned_.find({fp, op.bucket});
+  if (samples) *samples = l != learned_.end() ? l->second.samples : 0;
+  return l != learned_.end() ? predicted * l->second.correction : predicted;
+}
+
+double Selector::estimate_ms(const std::string& fp, const Conv2dDesc& d, int* samples) const {
+  std::lock_guard lock(mutex_);
+  return estimate_locked(fp, signature_of(d), samples);
+}
+
+void Selector::record(const std::string& fp, const Conv2dDesc& d, double measured_ms,
+                      bool explored) {
+  if (!(measured_ms > 0) || !std::isfinite(measured_ms)) return;
+  const OpSignature op = signature_of(d);
+  std::lock_guard lock(mutex_);
+  auto m = models_.find(fp);
+  if (m == models_.end()) return;
+  const double ratio = measured_ms / predict_ms(m->second, op);
+  Learned& l = learned_[{fp, op.bucket}];
+  const double estimate = l.samples > 0 ? l.correction : 1.0;
+  const bool outlier = ratio > estimate * kDriftFactor || ratio < estimate / kDriftFactor;
+  l.outliers = outlier ? l.outliers + 1 : 0;
+  if (l.samples == 0 || l.outliers >= kDriftCount || (explored && outlier)) {
+    l.correction = ratio;  // first sample, or the device changed: re-learn
+    l.outliers = 0;
+  } else {
+    // EMA in log space, so that a single wild sample moves it by a bounded
+    // factor rather than by its (possibly huge) absolute size.
+    l.correction = std::exp((1 - kAlpha) * std::log(l.correction) + kAlpha * std::log(ratio));
+  }
+  ++l.samples;
+  l.last_measured_at = bucket_calls_[op.bucket];
+  dirty_ = true;
+}
+
+Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDesc& d) {
+  const OpSignature op = signature_of(d);
+  std::lock_guard lock(mutex_);
+  const int64_t call = ++bucket_calls_[op.bucket];
+  Choice choice;
+  struct Scored {
+    size_t index;
+    double ms;
+    int samples;
+  };
+  std::vector<Scored> scored;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (!candidates[i].unsupported.empty()) continue;
+    int samples = 0;
+    scored.push_back({i, estimate_locked(candidates[i].fingerprint, op, &samples), samples});
+  }
+  if (scored.empty()) return choice;
+  std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.ms < b.ms; });
+  const Scored best = scored.front();
+  size_t pick = best.index;
+
+  // Exploration: the most overdue device, if any is due.
+  double most_overdue = 1.0;
+  for (size_t i = 1; i < scored.size(); ++i) {
+    const auto& s = scored[i];
+    const double rho = s.ms / std::max(best.ms, 1e-9);
+    auto l = learned_.find({candidates[s.index].fingerprint, op.bucket});
+    const int64_t since = call - (l != learned_.end() ? l->second.last_measured_at : 0);
+    const double overdue = static_cast<double>(since) / (kExplorePeriod * rho);
+    if (overdue >= most_overdue) {
+      most_overdue = overdue;
+      pick = s.index;
+      choice.explored = true;
+    }
+  }
+
+  // Split the batch when the estimates say it pays.
+  if (!choice.explored && d.n >= 2 && scored.size() >= 2) {
+    double rate_sum = 0;
+    std::vector<double> rates;
+    for (const auto& s : scored) {
+      rates.push_back(static_cast<double>(d.n) / s.ms);
+      rate_sum += rates.back();
+    }
+    std::vector<std::pair<size_t, int64_t>> parts;
+    int64_t given = 0;
+    for (size_t i = 0; i < scored.size(); ++i) {
+      const int64_t share = std::llround(static_cast<double>(d.n) * rates[i] / rate_sum);
+      const int64_t images = std::min(share, d.n - given);
+      if (images > 0) parts.emplace_back(scored[i].index, images);
+      given += images;
+    }
+    if (given < d.n && !parts.empty()) parts.front().second += d.n - given;
+    std::sort(parts.begin(), parts.end());  // device order: stable names and slices
+    if (parts.size() >= 2) {
+      double split_ms = 0;
+      for (const auto& [index, images] : parts) {
+        Conv2dDesc piece = d;
+        piece.n = images;
+        split_ms = std::max(split_ms,
+                            estimate_locked(candidates[index].fingerprint, signature_of(piece),
+                                            nullptr));
+      }
+      if (split_ms < kSplitGain * best.ms) {
+        choice.parts = parts;
+        std::string what = "split:";
+        for (const auto& [index, images] : parts)
+          what += " " + candidates[index].name + " x" + std::to_string(images);
+        choice.explanation.push_back(what + ", predicted " + fmt_ms(split_ms) + " vs " +
+                                     fmt_ms(best.ms) + " on " + candidates[best.index].name);
+      }
+    }
+  }
+  if (choice.parts.empty()) choice.parts.emplace_back(pick, d.n);
+
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    std::string line = "  " + c.name + ": ";
+    if (!c.unsupported.empty()) {
+      choice.explanation.push_back(line + "unsupported (" + c.unsupported + ")");
+      continue;
+    }
+    const auto s = std::find_if(scored.begin(), scored.end(), [&](auto& x) { return x.index == i; });
+    line += (s->samples > 0 ? "learned " : "predicted ") + fmt_ms(s->ms) +
+            (s->samples > 0 ? " (" + std::to_string(s->samples) + " samples)" : " (cost model)");
+    const bool chosen = std::any_of(choice.parts.begin(), choice.parts.end(),
+                                    [&](auto& p) { return p.first == i; });
+    if (chosen && choice.explored)
+      line += " - explored: re-measuring a device not measured for a while";
+    else if (chosen && choice.parts.size() > 1)
+      line += " - part of the split";
+    else if (chosen)
+      line += " - won: lowest estimate";
+    else if (i == best.index)
+      line += " - lowest estimate, but this call explores another device";
+    else
+      line += " - lost: " + ratio_text(s->ms / std::max(best.ms, 1e-9)) + " the best estimate";
+    choice.explanation.push_back(line);
+  }
+  std::string selected = "selected: ";
+  for (size_t p = 0; p < choice.parts.size(); ++p)
+    selected += (p ? "+" : "") + candidates[choice.parts[p].first].name;
+  choice.explanation.push_back(selected);
+  return choice;
+}
+
+}  // namespace sparkle::select
