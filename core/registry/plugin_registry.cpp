@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +16,8 @@
 #include <set>
 #include <sstream>
 
+#include "cache/blob_store.hpp"
+#include "cache/cache_stats.hpp"
 #include "log/log.hpp"
 
 struct sparkle_status_t {
@@ -46,8 +49,43 @@ void plugin_log(sparkle_log_level level, const char* plugin, const char* message
   }
 }
 
-const sparkle_host_services kHost = {sizeof(sparkle_host_services), SPARKLE_PLUGIN_ABI_VERSION,
-                                     &make_status, &plugin_log};
+void* blob_get(const sparkle_blob_key* key, size_t* size) {
+  try {
+    double compile_ms = 0;
+    auto blob = cache::BlobStore::instance().get(*key, &compile_ms);
+    if (!blob) return nullptr;
+    void* copy = std::malloc(blob->size() > 0 ? blob->size() : 1);
+    if (copy == nullptr) return nullptr;
+    std::memcpy(copy, blob->data(), blob->size());
+    *size = blob->size();
+    cache::counters().saved_us += static_cast<int64_t>(compile_ms * 1000);
+    return copy;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void blob_release(void* data) { std::free(data); }
+
+void blob_put(const sparkle_blob_key* key, const void* data, size_t size, double compile_ms) {
+  try {
+    cache::BlobStore::instance().put(*key, data, size, compile_ms);
+  } catch (...) {
+  }
+}
+
+void blob_reject(const sparkle_blob_key* key, const char* why) {
+  try {
+    cache::BlobStore::instance().reject(*key, why != nullptr ? why : "");
+  } catch (...) {
+  }
+}
+
+void cache_event(sparkle_cache_event event, double ms) { cache::record_event(event, ms); }
+
+const sparkle_host_services kHost = {
+    sizeof(sparkle_host_services), SPARKLE_PLUGIN_ABI_VERSION, &make_status, &plugin_log,
+    &blob_get, &blob_release, &blob_put, &blob_reject, &cache_event};
 
 std::string own_library_dir() {
   Dl_info info{};

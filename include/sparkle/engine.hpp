@@ -84,6 +84,10 @@ class Engine {
   // device.
   std::string resolve_device(const Conv2dDesc& desc, const RunOptions& options = {});
 
+  // Plans desc on the device it would run on (compiling its programs, which
+  // the program cache then keeps) without running it. Returns the device.
+  std::string prepare(const Conv2dDesc& desc, const RunOptions& options = {});
+
   // Writes what the selector learned to the cache folder now (it is also
   // written when the engine is destroyed). False if it could not be.
   bool save_profile();

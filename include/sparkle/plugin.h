@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define SPARKLE_PLUGIN_ABI_MAJOR 1u
-#define SPARKLE_PLUGIN_ABI_MINOR 0u
+#define SPARKLE_PLUGIN_ABI_MINOR 1u
 #define SPARKLE_PLUGIN_ABI_VERSION ((SPARKLE_PLUGIN_ABI_MAJOR << 16) | SPARKLE_PLUGIN_ABI_MINOR)
 #define SPARKLE_PLUGIN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 
@@ -56,6 +56,28 @@ typedef enum sparkle_log_level {
   SPARKLE_LOG_ERROR = 3
 } sparkle_log_level;
 
+/* since v1.1: what identifies a compiled program (or any derived blob) in
+ * the host's persistent store. The host hashes every field, plus its cache
+ * format version and its own build id, into the entry's key (SHA-256). */
+typedef struct sparkle_blob_key {
+  uint32_t struct_size;
+  const char* plugin;             /* plugin name */
+  const char* plugin_build_id;    /* changes whenever generated code may change */
+  const char* kind;               /* what the payload is, e.g. "gl-program-binary" */
+  const char* name;               /* variant name, for listings */
+  const char* device_fingerprint; /* e.g. GL vendor, renderer, version, binary format */
+  const char* options;            /* compile options and code-changing env values */
+  const void* source;             /* the full generated source */
+  size_t source_size;
+} sparkle_blob_key;
+
+/* since v1.1: events a plugin reports for the cache statistics. */
+typedef enum sparkle_cache_event {
+  SPARKLE_CACHE_MEMORY_HIT = 0, /* a live program was reused */
+  SPARKLE_CACHE_DISK_HIT = 1,   /* loaded from a blob; ms = time it took */
+  SPARKLE_CACHE_COMPILE = 2     /* compiled from source; ms = compile time */
+} sparkle_cache_event;
+
 /* What the host offers to a plugin. Valid until the plugin's shutdown. */
 typedef struct sparkle_host_services {
   uint32_t struct_size;
@@ -64,6 +86,21 @@ typedef struct sparkle_host_services {
   sparkle_status (*make_status)(sparkle_code code, const char* message);
   /* One log line; the host adds the plugin name and a thread tag. */
   void (*log)(sparkle_log_level level, const char* plugin, const char* message);
+
+  /* since v1.1 (check struct_size): the persistent blob store. All may be
+   * called from any thread; none throws or fails loudly. */
+  /* A copy of the stored payload (release with blob_release), or NULL on a
+   * miss. Corrupt, truncated or foreign entries are misses (and reported
+   * once on stderr by the host). */
+  void* (*blob_get)(const sparkle_blob_key* key, size_t* size);
+  void (*blob_release)(void* data);
+  /* Stores a payload. compile_ms is what producing it cost (reported as time
+   * saved by later hits). Full or read-only stores skip it with a warning. */
+  void (*blob_put)(const sparkle_blob_key* key, const void* data, size_t size, double compile_ms);
+  /* The device refused a payload blob_get returned (driver update): the host
+   * drops the entry; the plugin recompiles and puts a new one. */
+  void (*blob_reject)(const sparkle_blob_key* key, const char* why);
+  void (*cache_event)(sparkle_cache_event event, double ms);
 } sparkle_host_services;
 
 /* A 2-D convolution. NCHW activations, KCRS weights (C per group), fp32.

@@ -1,6 +1,7 @@
 // Umbrella header for embedding sparkle.
 #pragma once
 
+#include <sparkle/cache.hpp>
 #include <sparkle/conv2d.hpp>
 #include <sparkle/engine.hpp>
 #include <sparkle/error.hpp>

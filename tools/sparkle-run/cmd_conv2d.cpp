@@ -51,7 +51,8 @@ int run_conv2d(int argc, char** argv) {
       "warmup", po::value<std::string>()->default_value("1"), "untimed runs first")(
       "check", "compare with the float64 reference; fail above 1e-5 relative error")(
       "explain", "print why the device was chosen (candidates, estimates, selected: DEVICE)")(
-      "json", "print one JSON object");
+      "json", "print one JSON object")(
+      "stats", "end with one JSON line of this process's program-cache counters");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -191,6 +192,11 @@ int run_conv2d(int argc, char** argv) {
       std::printf("check: max abs error %.3g, max rel error %.3g, non-finite %lld: %s\n",
                   cmp.max_abs_error, cmp.max_rel_error, static_cast<long long>(cmp.non_finite),
                   passed ? "PASS" : "FAIL");
+  }
+  if (vm.count("stats")) {
+    const CacheStats s = cache_stats();
+    std::cout << "{\"cache\":{\"compiles\":" << s.compiles << ",\"disk_hits\":" << s.disk_hits
+              << ",\"memory_hits\":" << s.memory_hits << "}}\n";
   }
   if (!passed) {
     std::fprintf(stderr, "sparkle-run: error: check failed: max rel error %.3g > %.1g\n",

@@ -17,6 +17,7 @@ const char* kUsage =
     "  devices   list plugins (loaded or rejected, with the reason) and devices\n"
     "  conv2d    run one convolution, time it, optionally check it\n"
     "  bench     run a suite of layers (ResNet-50 v1.5 or a shapes file)\n"
+    "  cache     stats, list, clear or warm the persistent program cache\n"
     "\n"
     "'sparkle-run <command> --help' lists a command's options.\n"
     "Environment variables are listed in docs/ENVIRONMENT.md.\n";
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (command == "devices") return sparkle::cli::run_devices(argc - 1, argv + 1);
     if (command == "conv2d") return sparkle::cli::run_conv2d(argc - 1, argv + 1);
     if (command == "bench") return sparkle::cli::run_bench(argc - 1, argv + 1);
+    if (command == "cache") return sparkle::cli::run_cache(argc - 1, argv + 1);
     return fail(2, "unknown command '" + command + "' (try --help)");
   } catch (const sparkle::cli::UsageError& e) {
     return fail(2, e.what());

@@ -1,0 +1,67 @@
+// Cache statistics and the public cache functions of include/sparkle/cache.hpp.
+#include "cache/cache_stats.hpp"
+
+#include <sparkle/cache.hpp>
+
+#include <filesystem>
+
+#include "cache/blob_store.hpp"
+#include "cache/cache_dir.hpp"
+
+namespace sparkle {
+namespace cache {
+
+Counters& counters() {
+  static Counters c;
+  return c;
+}
+
+void record_event(sparkle_cache_event event, double ms) {
+  auto& c = counters();
+  switch (event) {
+    case SPARKLE_CACHE_MEMORY_HIT: ++c.memory_hits; break;
+    case SPARKLE_CACHE_DISK_HIT: ++c.disk_hits; break;
+    case SPARKLE_CACHE_COMPILE:
+      ++c.compiles;
+      c.compile_us += static_cast<int64_t>(ms * 1000);
+      break;
+  }
+}
+
+}  // namespace cache
+
+CacheStats cache_stats() {
+  const auto& c = cache::counters();
+  auto& store = cache::BlobStore::instance();
+  CacheStats s;
+  s.memory_hits = c.memory_hits;
+  s.disk_hits = c.disk_hits;
+  s.compiles = c.compiles;
+  s.compile_ms = static_cast<double>(c.compile_us.load()) / 1000.0;
+  s.saved_ms = static_cast<double>(c.saved_us.load()) / 1000.0;
+  s.directory = store.config().dir;
+  s.enabled = store.config().enabled;
+  for (const auto& e : store.list()) {
+    ++s.entries;
+    s.bytes_on_disk += e.bytes;
+  }
+  return s;
+}
+
+std::vector<CacheEntry> cache_entries() {
+  std::vector<CacheEntry> out;
+  for (auto& e : cache::BlobStore::instance().list())
+    out.push_back({e.file, e.plugin, e.kind, e.name, e.device_fingerprint, e.bytes, e.compile_ms,
+                   e.age_s, e.problem});
+  return out;
+}
+
+size_t cache_clear() {
+  size_t removed = cache::BlobStore::instance().clear();
+  const std::string root = cache::cache_directory();
+  std::error_code ec;
+  if (!root.empty() && std::filesystem::remove(root + "/selector-profile-v1.txt", ec)) ++removed;
+  return removed;
+}
+
+}  // namespace sparkle

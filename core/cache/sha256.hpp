@@ -1,0 +1,31 @@
+// SHA-256 (FIPS 180-4), for cache keys and payload checksums.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sparkle::cache {
+
+class Sha256 {
+ public:
+  Sha256();
+  Sha256& update(const void* data, size_t size);
+  Sha256& update(const std::string& s) { return update(s.data(), s.size()); }
+  // Length-prefixed, so that ("ab","c") and ("a","bc") hash differently.
+  Sha256& field(const std::string& s);
+  std::array<uint8_t, 32> digest();
+  std::string hex();
+
+ private:
+  void block(const uint8_t* p);
+  uint32_t h_[8];
+  uint8_t buf_[64];
+  size_t used_ = 0;
+  uint64_t total_ = 0;
+};
+
+std::string sha256_hex(const void* data, size_t size);
+
+}  // namespace sparkle::cache

@@ -1,0 +1,133 @@
+// `sparkle-run cache stats|list|clear|warm`: inspect, empty or fill the
+// persistent program cache.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli.hpp"
+
+namespace po = boost::program_options;
+
+namespace sparkle::cli {
+
+std::string cache_stats_json(const CacheStats& s) {
+  return "{\"memory_hits\":" + std::to_string(s.memory_hits) +
+         ",\"disk_hits\":" + std::to_string(s.disk_hits) +
+         ",\"compiles\":" + std::to_string(s.compiles) +
+         ",\"compile_ms\":" + json_number(s.compile_ms) + ",\"saved_ms\":" + json_number(s.saved_ms) +
+         ",\"entries\":" + std::to_string(s.entries) +
+         ",\"bytes_on_disk\":" + std::to_string(s.bytes_on_disk) +
+         ",\"directory\":" + json_string(s.directory) +
+         ",\"enabled\":" + (s.enabled ? "true" : "false") + "}";
+}
+
+int run_cache(int argc, char** argv) {
+  po::options_description opts(
+      "sparkle-run cache stats|list|clear [--json]\n"
+      "sparkle-run cache warm [--suite resnet50 | --shapes FILE] [--batch N] [--device D]");
+  opts.add_options()("help,h", "show this help")("json", "print JSON")(
+      "suite", po::value<std::string>(), "warm: built-in suite (resnet50)")(
+      "shapes", po::value<std::string>(), "warm: shapes file")(
+      "batch", po::value<std::string>()->default_value("1"), "warm: batch size")(
+      "device", po::value<std::string>()->default_value(""), "warm: device (default auto)");
+  po::options_description hidden;
+  hidden.add_options()("action", po::value<std::string>(), "");
+  po::positional_options_description pos;
+  pos.add("action", 1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  if (!vm.count("action")) throw UsageError("cache needs an action: stats, list, clear or warm");
+  const std::string action = vm["action"].as<std::string>();
+  const bool json = vm.count("json") > 0;
+
+  if (action == "stats") {
+    const CacheStats s = cache_stats();
+    if (json) {
+      std::cout << cache_stats_json(s) << "\n";
+    } else {
+      std::printf("cache folder: %s%s\n", s.directory.c_str(), s.enabled ? "" : " (disabled)");
+      std::printf("entries: %lld, %.1f KiB on disk\n", static_cast<long long>(s.entries),
+                  static_cast<double>(s.bytes_on_disk) / 1024.0);
+      std::printf("this process: %lld memory hits, %lld disk hits, %lld compiles\n",
+                  static_cast<long long>(s.memory_hits), static_cast<long long>(s.disk_hits),
+                  static_cast<long long>(s.compiles));
+    }
+    return 0;
+  }
+  if (action == "list") {
+    const auto entries = cache_entries();
+    if (json) {
+      std::string out = "[";
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const auto& e = entries[i];
+        out += (i ? "," : "") + std::string("{\"file\":") + json_string(e.file) +
+               ",\"plugin\":" + json_string(e.plugin) + ",\"kind\":" + json_string(e.kind) +
+               ",\"name\":" + json_string(e.name) +
+               ",\"device_fingerprint\":" + json_string(e.device_fingerprint) +
+               ",\"bytes\":" + std::to_string(e.bytes) +
+               ",\"compile_ms\":" + json_number(e.compile_ms) +
+               ",\"age_s\":" + std::to_string(e.age_s) + ",\"problem\":" + json_string(e.problem) +
+               "}";
+      }
+      std::cout << out << "]\n";
+    } else {
+      std::printf("%-8s %-22s %-34s %10s %10s %8s  %s\n", "plugin", "device", "name", "bytes",
+                  "compile ms", "age s", "problem");
+      for (const auto& e : entries)
+        std::printf("%-8s %-22s %-34s %10llu %10.1f %8lld  %s\n", e.plugin.c_str(),
+                    e.device_fingerprint.substr(0, 22).c_str(), e.name.c_str(),
+                    static_cast<unsigned long long>(e.bytes), e.compile_ms,
+                    static_cast<long long>(e.age_s), e.problem.c_str());
+      std::printf("%zu entries\n", entries.size());
+    }
+    return 0;
+  }
+  if (action == "clear") {
+    const size_t removed = cache_clear();
+    if (json)
+      std::cout << "{\"removed\":" << removed << "}\n";
+    else
+      std::printf("removed %zu cache files\n", removed);
+    return 0;
+  }
+  if (action == "warm") {
+    const int64_t batch = parse_int_list(vm["batch"].as<std::string>(), "batch", {1})[0];
+    if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
+    std::vector<Layer> layers;
+    if (vm.count("shapes")) {
+      layers = read_shapes_file(vm["shapes"].as<std::string>(), batch);
+    } else {
+      const std::string suite = vm.count("suite") ? vm["suite"].as<std::string>() : "resnet50";
+      if (suite != "resnet50") throw UsageError("unknown suite '" + suite + "' (known: resnet50)");
+      layers = parse_shapes(kResnet50Suite, "resnet50", batch);
+    }
+    Engine engine;
+    RunOptions run;
+    run.device = vm["device"].as<std::string>();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::string device = engine.prepare(layers[i].desc, run);
+      std::fprintf(stderr, "[%zu/%zu] %-10s prepared on %s\n", i + 1, layers.size(),
+                   layers[i].name.c_str(), device.c_str());
+    }
+    const CacheStats s = cache_stats();
+    if (json)
+      std::cout << cache_stats_json(s) << "\n";
+    else
+      std::printf("warmed %zu layers: %lld compiles, %lld disk hits, %lld memory hits; %lld "
+                  "entries on disk\n",
+                  layers.size(), static_cast<long long>(s.compiles),
+                  static_cast<long long>(s.disk_hits), static_cast<long long>(s.memory_hits),
+                  static_cast<long long>(s.entries));
+    return 0;
+  }
+  throw UsageError("unknown cache action '" + action + "' (stats, list, clear, warm)");
+}
+
+}  // namespace sparkle::cli
