@@ -55,7 +55,8 @@ double median(std::vector<double> values) {
 
 Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>& x,
                    const std::vector<float>& w, const std::vector<float>& bias,
-                   std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat) {
+                   std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
+                   bool wall_only) {
   Timing t;
   for (int64_t i = 0; i < warmup; ++i) t.last = engine.conv2d(d, x, w, bias, y, run);
   std::vector<double> device_ms, wall_ms;
@@ -64,7 +65,7 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
     if (t.last.device_ms > 0) device_ms.push_back(t.last.device_ms);
     wall_ms.push_back(t.last.wall_ms);
   }
-  t.device_timed = !device_ms.empty() && device_ms.size() == wall_ms.size();
+  t.device_timed = !wall_only && !device_ms.empty() && device_ms.size() == wall_ms.size();
   t.ms = median(t.device_timed ? device_ms : wall_ms);
   return t;
 }

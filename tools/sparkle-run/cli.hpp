@@ -39,7 +39,8 @@ struct Timing {
 // every timed run had it, so that the median never mixes the two clocks.
 Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>& x,
                    const std::vector<float>& w, const std::vector<float>& bias,
-                   std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat);
+                   std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
+                   bool wall_only = false);
 
 // Refuses a tensor larger than this machine's memory, naming it, so that a
 // huge but representable shape fails cleanly instead of in the allocator.

@@ -24,6 +24,9 @@ int run_bench(int argc, char** argv) {
       "repeat", po::value<std::string>()->default_value("5"), "timed runs per layer (median)")(
       "warmup", po::value<std::string>()->default_value("1"), "untimed runs per layer first")(
       "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
+      "timer", po::value<std::string>()->default_value("auto"),
+      "auto: device timer where the device has one, else wall; wall: always wall time "
+      "(transfers included)")(
       "quiet", "no progress lines on stderr")("json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
@@ -40,6 +43,9 @@ int run_bench(int argc, char** argv) {
   if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
   if (repeat <= 0) throw UsageError("repeat=" + std::to_string(repeat) + " must be > 0");
   if (warmup < 0) throw UsageError("warmup=" + std::to_string(warmup) + " must be >= 0");
+  const std::string timer = vm["timer"].as<std::string>();
+  if (timer != "auto" && timer != "wall")
+    throw UsageError("timer='" + timer + "' must be auto or wall");
   if (vm.count("suite") && vm.count("shapes"))
     throw UsageError("give at most one of --suite and --shapes");
 
@@ -77,7 +83,7 @@ int run_bench(int argc, char** argv) {
     const auto b = random_tensor(d.bias_elements(), s + 2);
     std::vector<float> y(static_cast<size_t>(d.output_elements()),
                          std::numeric_limits<float>::quiet_NaN());
-    const Timing t = time_conv2d(engine, d, x, w, b, y, run, warmup, repeat);
+    const Timing t = time_conv2d(engine, d, x, w, b, y, run, warmup, repeat, timer == "wall");
     const double gflops = d.flops() / (t.ms * 1e6);
     rows.push_back({l.name, t.last.device, t.last.kernel, t.ms, gflops, l.count, t.device_timed});
     total_ms += t.ms * static_cast<double>(l.count);
