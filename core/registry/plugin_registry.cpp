@@ -235,9 +235,12 @@ void PluginRegistry::try_load(const std::string& path) {
 
   std::shared_ptr<boost::dll::shared_library> lib;
   try {
-    // rtld_local keeps each plugin's symbols to itself.
+    // RTLD_LOCAL keeps each plugin's symbols to itself. RTLD_NODELETE keeps
+    // its code mapped after the last Engine shuts it down: worker threads of
+    // shared runtimes (oneTBB) outlive the plugin and may still run its
+    // thread_local destructors at exit, which would jump into unmapped code.
     lib = std::make_shared<boost::dll::shared_library>(
-        path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+        path, static_cast<boost::dll::load_mode::type>(RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE));
   } catch (const std::exception& e) {
     const char* dl = dlerror();
     return reject(std::string("not a loadable shared object: ") + e.what() +

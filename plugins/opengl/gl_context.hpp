@@ -1,0 +1,109 @@
+// One GL 4.5 core context on an EGL display, owned by a worker thread that
+// makes every GL call. Other threads hand it closures and get futures.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <sparkle/plugin.hpp>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+
+#include "glad_egl.h"
+#include "glad_gl.h"
+
+namespace sparkle::opengl {
+
+// What the driver reports; read once when the context starts.
+struct GlInfo {
+  std::string vendor;
+  std::string renderer;
+  std::string version;
+  std::string glsl_version;
+  std::string binary_formats;  // "0x875f,..." or "none"
+  int64_t max_invocations = 0;
+  int64_t max_size[3] = {0, 0, 0};
+  int64_t max_count[3] = {0, 0, 0};
+  int64_t max_shared_bytes = 0;
+  int64_t max_ssbo_block_bytes = 0;
+  bool timer_queries = false;  // GL_TIME_ELAPSED gives non-zero times
+  bool software = false;       // llvmpipe / softpipe
+};
+
+class GlContext {
+ public:
+  // Starts the worker thread and creates the context there. Throws
+  // plugin::Error when the display cannot give a GL 4.5 core context.
+  GlContext(EGLDisplay display, bool software_hint, std::string label);
+  ~GlContext();
+  GlContext(const GlContext&) = delete;
+  GlContext& operator=(const GlContext&) = delete;
+
+  // Runs fn(*this) on the GL thread; the future carries its result or
+  // exception.
+  template <class F>
+  auto submit(F&& fn) -> std::future<std::invoke_result_t<F&, GlContext&>> {
+    using R = std::invoke_result_t<F&, GlContext&>;
+    auto task = std::make_shared<std::packaged_task<R()>>(
+        [this, f = std::forward<F>(fn)]() mutable { return f(*this); });
+    auto future = task->get_future();
+    if (on_gl_thread()) {
+      (*task)();  // a closure that submits more work must not wait on itself
+    } else {
+      push([task] { (*task)(); });
+    }
+    return future;
+  }
+
+  // submit() and wait.
+  template <class F>
+  auto call(F&& fn) {
+    return submit(std::forward<F>(fn)).get();
+  }
+
+  bool on_gl_thread() const { return std::this_thread::get_id() == thread_id_; }
+
+  // GL thread only.
+  const GladGLContext& gl() const { return gl_; }
+  std::unordered_map<std::string, GLuint>& program_map() { return programs_; }
+
+  const GlInfo& info() const { return info_; }
+  const std::string& label() const { return label_; }
+
+ private:
+  void push(std::function<void()> task);
+  void run(EGLDisplay display, bool software_hint, std::promise<void> ready);
+  void create(EGLDisplay display);
+  void query_info(bool software_hint);
+  void destroy();
+
+  std::string label_;
+  GlInfo info_;
+  GladGLContext gl_{};
+  EGLDisplay display_ = EGL_NO_DISPLAY;
+  EGLContext context_ = EGL_NO_CONTEXT;
+  std::unordered_map<std::string, GLuint> programs_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+  std::thread::id thread_id_;
+};
+
+// Drains glGetError. Throws plugin::Error naming `what` if anything was set:
+// SPARKLE_OUT_OF_MEMORY for GL_OUT_OF_MEMORY, else SPARKLE_DEVICE_ERROR.
+void check_gl(const GladGLContext& gl, const char* what);
+
+// Clears pending GL errors (after a failure, so the next call starts clean).
+void clear_gl_errors(const GladGLContext& gl);
+
+}  // namespace sparkle::opengl

@@ -1,0 +1,418 @@
+// GL objects behind the sparkle device API: SSBOs, fenced dispatches, plans.
+#include "gl_device.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "program_cache.hpp"
+
+namespace sparkle::opengl {
+
+using plugin::Error;
+
+namespace {
+
+// Tensors are indexed with 32-bit ints in GLSL; keep a margin for the
+// out-of-range indices that tile edges compute (and never dereference).
+constexpr int64_t kMaxElements = (int64_t{1} << 31) - (int64_t{1} << 20);
+
+// SPARKLE_GL_DISPATCH_LIMIT caps work groups per grid dimension below the
+// driver's limit, so tests can exercise split dispatches on small tensors.
+uint64_t dispatch_limit(int64_t driver_limit) {
+  uint64_t limit = driver_limit > 0 ? static_cast<uint64_t>(driver_limit) : 65535;
+  if (const char* v = std::getenv("SPARKLE_GL_DISPATCH_LIMIT"); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    unsigned long long cap = std::strtoull(v, &end, 10);
+    if (end == v || *end != '\0' || cap == 0) {
+      throw Error(SPARKLE_INVALID_ARGUMENT,
+                  std::string("SPARKLE_GL_DISPATCH_LIMIT=") + v + " must be a positive integer");
+    }
+    limit = std::min<uint64_t>(limit, cap);
+  }
+  return limit;
+}
+
+std::string field(const char* name, int64_t v) {
+  return std::string(name) + "=" + std::to_string(v);
+}
+
+void check_desc(const sparkle_conv2d_desc& d) {
+  auto bad = [](const std::string& why) { throw Error(SPARKLE_INVALID_ARGUMENT, why); };
+  if (d.struct_size < sizeof(sparkle_conv2d_desc)) {
+    bad("conv2d desc struct_size=" + std::to_string(d.struct_size) + " is smaller than " +
+        std::to_string(sizeof(sparkle_conv2d_desc)));
+  }
+  const std::pair<const char*, int64_t> positive[] = {{"n", d.n},
+                                                      {"c", d.c},
+                                                      {"h", d.h},
+                                                      {"w", d.w},
+                                                      {"k", d.k},
+                                                      {"r", d.r},
+                                                      {"s", d.s},
+                                                      {"stride_h", d.stride_h},
+                                                      {"stride_w", d.stride_w},
+                                                      {"dilation_h", d.dilation_h},
+                                                      {"dilation_w", d.dilation_w},
+                                                      {"groups", d.groups},
+                                                      {"out_h", d.out_h},
+                                                      {"out_w", d.out_w}};
+  for (const auto& [name, v] : positive) {
+    if (v <= 0) bad(field(name, v) + " must be >= 1");
+  }
+  const std::pair<const char*, int64_t> pads[] = {{"pad_top", d.pad_top},
+                                                  {"pad_left", d.pad_left},
+                                                  {"pad_bottom", d.pad_bottom},
+                                                  {"pad_right", d.pad_right}};
+  for (const auto& [name, v] : pads) {
+    if (v < 0) bad(field(name, v) + " must be >= 0");
+  }
+  if (d.c % d.groups != 0) bad(field("groups", d.groups) + " does not divide " + field("C", d.c));
+  if (d.k % d.groups != 0) bad(field("groups", d.groups) + " does not divide " + field("K", d.k));
+  const int64_t oh =
+      (d.h + d.pad_top + d.pad_bottom - d.dilation_h * (d.r - 1) - 1) / d.stride_h + 1;
+  const int64_t ow =
+      (d.w + d.pad_left + d.pad_right - d.dilation_w * (d.s - 1) - 1) / d.stride_w + 1;
+  if (oh != d.out_h || ow != d.out_w) {
+    bad("out_h x out_w=" + std::to_string(d.out_h) + "x" + std::to_string(d.out_w) +
+        " does not match the descriptor (" + std::to_string(oh) + "x" + std::to_string(ow) + ")");
+  }
+}
+
+// a*b*c*d, or -1 on overflow of int64.
+int64_t product(std::initializer_list<int64_t> v) {
+  int64_t p = 1;
+  for (int64_t x : v) {
+    if (x != 0 && p > std::numeric_limits<int64_t>::max() / x) return -1;
+    p *= x;
+  }
+  return p;
+}
+
+}  // namespace
+
+// ---- GlBuffer ---------------------------------------------------------------
+
+GlBuffer::GlBuffer(std::shared_ptr<GlContext> ctx, size_t bytes)
+    : ctx_(std::move(ctx)), bytes_(bytes) {
+  // Buffers are bound whole as shader storage blocks, so a larger one could
+  // never be used; NVIDIA would also accept a 1 TiB request without error.
+  const auto limit = static_cast<uint64_t>(ctx_->info().max_ssbo_block_bytes);
+  if (bytes > limit) {
+    throw Error(SPARKLE_OUT_OF_MEMORY,
+                "buffer of " + std::to_string(bytes) + " bytes exceeds " + ctx_->info().renderer +
+                    "'s largest shader storage block (GL_MAX_SHADER_STORAGE_BLOCK_SIZE = " +
+                    std::to_string(limit) + ")");
+  }
+  id_ = ctx_->call([bytes](GlContext& c) {
+    const auto& gl = c.gl();
+    clear_gl_errors(gl);
+    GLuint id = 0;
+    gl.CreateBuffers(1, &id);
+    // Immutable storage: the driver places it in device memory up front
+    // (mutable GL_DYNAMIC_* buffers were seen to migrate, which made kernel
+    // times vary threefold on NVIDIA).
+    gl.NamedBufferStorage(id, static_cast<GLsizeiptr>(std::max<size_t>(bytes, 4)), nullptr,
+                          GL_DYNAMIC_STORAGE_BIT);
+    try {
+      check_gl(gl, ("allocating a " + std::to_string(bytes) + "-byte buffer").c_str());
+    } catch (...) {
+      gl.DeleteBuffers(1, &id);
+      clear_gl_errors(gl);
+      throw;
+    }
+    return id;
+  });
+}
+
+GlBuffer::~GlBuffer() {
+  GLuint id = id_;
+  // Queued behind any dispatch that still uses the buffer; no need to wait.
+  ctx_->submit([id](GlContext& c) { c.gl().DeleteBuffers(1, &id); });
+}
+
+void GlBuffer::check_range(size_t offset, size_t bytes, const char* what) const {
+  if (offset > bytes_ || bytes > bytes_ - offset) {
+    throw Error(SPARKLE_INVALID_ARGUMENT, std::string(what) + " of " + std::to_string(bytes) +
+                                              " bytes at offset " + std::to_string(offset) +
+                                              " exceeds the buffer's " + std::to_string(bytes_));
+  }
+}
+
+void GlBuffer::upload(size_t offset, const void* src, size_t bytes) {
+  check_range(offset, bytes, "upload");
+  if (bytes == 0) return;
+  ctx_->call([&](GlContext& c) {
+    c.gl().NamedBufferSubData(id_, static_cast<GLintptr>(offset), static_cast<GLsizeiptr>(bytes),
+                              src);
+    // The copy is complete on the device when upload returns, so that a
+    // following dispatch's timer does not include it (the driver may run it
+    // asynchronously on a copy engine).
+    c.gl().Finish();
+    check_gl(c.gl(), "buffer upload");
+  });
+}
+
+void GlBuffer::download(size_t offset, void* dst, size_t bytes) {
+  check_range(offset, bytes, "download");
+  if (bytes == 0) return;
+  ctx_->call([&](GlContext& c) {
+    c.gl().GetNamedBufferSubData(id_, static_cast<GLintptr>(offset), static_cast<GLsizeiptr>(bytes),
+                                 dst);
+    check_gl(c.gl(), "buffer download");
+  });
+}
+
+// ---- GlFence ----------------------------------------------------------------
+
+namespace {
+
+// GL thread: waits for the sync, reads the timer, frees both.
+void finish_fence(GlContext& c, FenceState& st) {
+  const auto& gl = c.gl();
+  if (st.sync != nullptr) {
+    GLenum r;
+    do {
+      r = gl.ClientWaitSync(st.sync, GL_SYNC_FLUSH_COMMANDS_BIT, 1000000000ull);
+    } while (r == GL_TIMEOUT_EXPIRED);
+    gl.DeleteSync(st.sync);
+    st.sync = nullptr;
+    if (r == GL_WAIT_FAILED) {
+      clear_gl_errors(gl);
+      throw Error(SPARKLE_DEVICE_ERROR, "glClientWaitSync failed");
+    }
+  }
+  if (st.query != 0) {
+    GLuint64 ns = 0;
+    gl.GetQueryObjectui64v(st.query, GL_QUERY_RESULT, &ns);
+    gl.DeleteQueries(1, &st.query);
+    st.query = 0;
+    st.elapsed_ns = static_cast<int64_t>(ns);
+  }
+  st.complete = true;
+}
+
+void free_fence(GlContext& c, FenceState& st) {
+  if (st.sync != nullptr) c.gl().DeleteSync(st.sync);
+  if (st.query != 0) c.gl().DeleteQueries(1, &st.query);
+  st.sync = nullptr;
+  st.query = 0;
+}
+
+}  // namespace
+
+GlFence::GlFence(std::shared_ptr<GlContext> ctx, std::shared_future<void> submitted,
+                 std::shared_ptr<FenceState> state)
+    : ctx_(std::move(ctx)), submitted_(std::move(submitted)), state_(std::move(state)) {}
+
+GlFence::~GlFence() {
+  if (state_->complete) return;
+  // Runs after the dispatch closure (the queue is FIFO).
+  ctx_->submit([st = state_](GlContext& c) { free_fence(c, *st); });
+}
+
+bool GlFence::poll() {
+  if (submitted_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+  submitted_.get();  // a failed op throws: the trampoline reports "ready"
+  if (state_->complete) return true;
+  return ctx_->call([st = state_](GlContext& c) {
+    if (st->sync != nullptr) {
+      GLenum r = c.gl().ClientWaitSync(st->sync, GL_SYNC_FLUSH_COMMANDS_BIT, 0);
+      if (r == GL_TIMEOUT_EXPIRED) return false;
+    }
+    finish_fence(c, *st);
+    return true;
+  });
+}
+
+void GlFence::wait() {
+  submitted_.get();
+  if (state_->complete) return;
+  ctx_->call([st = state_](GlContext& c) { finish_fence(c, *st); });
+}
+
+int64_t GlFence::elapsed_ns() { return state_->complete ? state_->elapsed_ns : -1; }
+
+// ---- GlPlan -----------------------------------------------------------------
+
+GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
+               GLuint program, GLuint reduce_program, std::unique_ptr<GlBuffer> workspace)
+    : ctx_(std::move(ctx)),
+      desc_(desc),
+      kernel_(std::move(kernel)),
+      program_(program),
+      reduce_program_(reduce_program),
+      workspace_(std::move(workspace)) {
+  max_groups_x_ = dispatch_limit(ctx_->info().max_count[0]);
+  max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
+}
+
+std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer* w,
+                                               plugin::Buffer* bias, plugin::Buffer* y) {
+  const auto& d = desc_;
+  struct Arg {
+    const char* name;
+    plugin::Buffer* buffer;
+    int64_t elements;
+  };
+  const Arg args[] = {{"x", x, d.n * d.c * d.h * d.w},
+                      {"w", w, d.k * (d.c / d.groups) * d.r * d.s},
+                      {"bias", d.has_bias ? bias : nullptr, d.has_bias ? d.k : 0},
+                      {"y", y, d.n * d.k * d.out_h * d.out_w}};
+  GLuint ids[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 4; ++i) {
+    if (args[i].elements == 0) continue;
+    auto* b = dynamic_cast<GlBuffer*>(args[i].buffer);
+    if (b == nullptr) {
+      throw Error(SPARKLE_INVALID_ARGUMENT,
+                  std::string(args[i].name) + " is missing or not an OpenGL buffer");
+    }
+    if (b->context() != ctx_.get()) {
+      throw Error(SPARKLE_INVALID_ARGUMENT,
+                  std::string(args[i].name) + " belongs to another OpenGL device");
+    }
+    const size_t need = static_cast<size_t>(args[i].elements) * sizeof(float);
+    if (b->size() < need) {
+      throw Error(SPARKLE_INVALID_ARGUMENT, std::string(args[i].name) + " has " +
+                                                std::to_string(b->size()) + " bytes, desc needs " +
+                                                std::to_string(need));
+    }
+    ids[i] = b->id();
+  }
+
+  auto state = std::make_shared<FenceState>();
+  const GLuint program = program_, reduce_program = reduce_program_;
+  const GLuint workspace = workspace_ ? workspace_->id() : 0;
+  const uint64_t main_groups = kernel_.total_groups, reduce_groups = kernel_.reduce_groups;
+  const uint64_t max_x = max_groups_x_, max_y = max_groups_y_;
+  std::future<void> submitted = ctx_->submit([=](GlContext& c) {
+    const auto& gl = c.gl();
+    const bool timer = c.info().timer_queries;
+    clear_gl_errors(gl);
+    // Grids larger than the driver allows run as several dispatches; the
+    // shader adds u_group_offset to its linear work group index.
+    auto dispatch = [&](GLuint prog, uint64_t total) {
+      gl.UseProgram(prog);
+      const uint64_t gx = std::min<uint64_t>(total, max_x);
+      const uint64_t rows = (total + gx - 1) / gx;
+      for (uint64_t row = 0; row < rows;) {
+        const uint64_t gy = std::min(max_y, rows - row);
+        gl.ProgramUniform1ui(prog, 0, static_cast<GLuint>(row * gx));
+        gl.DispatchCompute(static_cast<GLuint>(gx), static_cast<GLuint>(gy), 1);
+        row += gy;
+      }
+    };
+    if (timer) {
+      gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
+      gl.BeginQuery(GL_TIME_ELAPSED, state->query);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, ids[0]);
+    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 1, ids[1]);
+    if (ids[2] != 0) gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 2, ids[2]);
+    if (workspace != 0) {
+      // Split-K: partial sums into the workspace, then the reduce pass.
+      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, workspace);
+      dispatch(program, main_groups);
+      gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT);
+      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, workspace);
+      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
+      dispatch(reduce_program, reduce_groups);
+    } else {
+      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
+      dispatch(program, main_groups);
+    }
+    gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT);
+    if (timer) {
+      gl.EndQuery(GL_TIME_ELAPSED);
+      state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
+      gl.Flush();
+    } else {
+      gl.Finish();
+      state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count();
+      state->complete = true;
+    }
+    try {
+      check_gl(gl, ("conv2d dispatch of " + std::string(c.label())).c_str());
+    } catch (...) {
+      free_fence(c, *state);
+      throw;
+    }
+  });
+  return std::make_unique<GlFence>(ctx_, submitted.share(), state);
+}
+
+// ---- GlDevice ---------------------------------------------------------------
+
+void GlDevice::check_supported(const sparkle_conv2d_desc& d) {
+  check_desc(d);
+  const GlInfo& info = ctx_->info();
+  const struct {
+    const char* name;
+    int64_t elements;
+  } tensors[] = {{"x", product({d.n, d.c, d.h, d.w})},
+                 {"w", product({d.k, d.c / d.groups, d.r, d.s})},
+                 {"y", product({d.n, d.k, d.out_h, d.out_w})}};
+  for (const auto& t : tensors) {
+    if (t.elements < 0 || t.elements > kMaxElements) {
+      throw Error(
+          SPARKLE_UNSUPPORTED,
+          std::string(t.name) + " has " +
+              (t.elements < 0 ? std::string("more than 2^63") : std::to_string(t.elements)) +
+              " elements; the OpenGL backend indexes with 32-bit ints (at most " +
+              std::to_string(kMaxElements) + ")");
+    }
+    if (t.elements * 4 > info.max_ssbo_block_bytes) {
+      throw Error(SPARKLE_UNSUPPORTED,
+                  std::string(t.name) + " needs " + std::to_string(t.elements * 4) +
+                      " bytes, above GL_MAX_SHADER_STORAGE_BLOCK_SIZE (" +
+                      std::to_string(info.max_ssbo_block_bytes) + ") on " + info.renderer);
+    }
+  }
+}
+
+std::unique_ptr<plugin::Buffer> GlDevice::create_buffer(size_t bytes) {
+  return std::make_unique<GlBuffer>(ctx_, bytes);
+}
+
+std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d) {
+  check_supported(d);
+  const GlInfo& info = ctx_->info();
+  Conv2dKernel kernel = select_kernel(d, info);
+  auto build = [this](const Conv2dKernel& k) {
+    return ctx_->call([&k](GlContext& c) { return compile_program(c, k.name, k.source); });
+  };
+  GLuint program = 0;
+  try {
+    program = build(kernel);
+  } catch (const Error& e) {
+    // A variant that does not build is dropped for the naive kernel, unless
+    // the caller forced a kernel.
+    if (kernel_override() != KernelKind::kAuto || tile_override() ||
+        kernel.name.rfind("gl_naive", 0) == 0) {
+      throw;
+    }
+    plugin::log(SPARKLE_LOG_WARN, std::string(e.what()) + "; falling back to the naive kernel");
+    kernel = make_naive_kernel(d, info);
+    program = build(kernel);
+  }
+  GLuint reduce_program = 0;
+  std::unique_ptr<GlBuffer> workspace;
+  if (kernel.split_k > 1) {
+    reduce_program = ctx_->call([&kernel](GlContext& c) {
+      return compile_program(c, kernel.reduce_name, kernel.reduce_source);
+    });
+    const size_t ws_bytes = static_cast<size_t>(kernel.split_k) *
+                            static_cast<size_t>(d.n * d.k * d.out_h * d.out_w) * sizeof(float);
+    workspace = std::make_unique<GlBuffer>(ctx_, ws_bytes);
+  }
+  return std::make_unique<GlPlan>(ctx_, d, std::move(kernel), program, reduce_program,
+                                  std::move(workspace));
+}
+
+}  // namespace sparkle::opengl
