@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cache/cache_dir.hpp"
+#include "exec/buffer_pool.hpp"
 #include "log/log.hpp"
 #include "registry/plugin_registry.hpp"
 #include "select/selector.hpp"
@@ -77,6 +78,8 @@ struct Engine::Impl {
     sparkle_device_kind kind = SPARKLE_DEVICE_CPU;
     std::once_flag open_once;
     std::once_flag calibrate_once;
+    std::once_flag pool_once;
+    std::unique_ptr<exec::BufferPool> pool;  // device buffers reused between calls
     sparkle_device handle = nullptr;
     std::string open_error;
     // Plans by descriptor string. Plans may be enqueued concurrently.
@@ -118,6 +121,7 @@ struct Engine::Impl {
     selector.save();
     for (auto& d : devices) {
       for (auto& [key, plan] : d->plans) d->api->plan_destroy(plan);
+      d->pool.reset();
       if (d->handle != nullptr) d->api->close_device(d->handle);
     }
     devices.clear();
@@ -328,25 +332,56 @@ struct Engine::Impl {
     return it->second;
   }
 
+  // A buffer for one call: the caller's memory wrapped (host devices), or a
+  // pooled device buffer that goes back to the pool afterwards.
   struct DeviceBuffer {
-    Handle<sparkle_buffer> handle;
+    DeviceBuffer(const sparkle_plugin* api, sparkle_buffer h) : api(api), h(h), wrapped(true) {}
+    DeviceBuffer(exec::BufferPool* pool, sparkle_buffer h, size_t capacity)
+        : pool(pool), h(h), capacity(capacity) {}
+    DeviceBuffer(DeviceBuffer&& o) noexcept
+        : api(o.api), pool(o.pool), h(o.h), capacity(o.capacity), wrapped(o.wrapped) {
+      o.h = nullptr;
+    }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(DeviceBuffer&&) = delete;
+    ~DeviceBuffer() {
+      if (h == nullptr) return;
+      if (wrapped)
+        api->buffer_destroy(h);
+      else
+        pool->release(h, capacity);
+    }
+    const sparkle_plugin* api = nullptr;
+    exec::BufferPool* pool = nullptr;
+    sparkle_buffer h = nullptr;
+    size_t capacity = 0;
     bool wrapped = false;  // aliases the caller's memory: no copies needed
   };
 
-  // Zero-copy for host-memory devices, else a device buffer plus upload.
-  // The result is filled in place (guaranteed copy elision).
+  exec::BufferPool& pool_of(Device& d) {
+    std::call_once(d.pool_once, [&] {
+      // Idle device memory kept for reuse; the rest is returned to the driver.
+      d.pool = std::make_unique<exec::BufferPool>(d.api, open(d), d.props.name,
+                                                  size_t{2} << 30);
+    });
+    return *d.pool;
+  }
+
+  // Zero-copy for host-memory devices, else a pooled device buffer plus upload.
   DeviceBuffer buffer(Device& d, const float* data, size_t count, bool upload, const char* what) {
     const size_t bytes = count * sizeof(float);
     sparkle_device h = open(d);
     sparkle_buffer b = nullptr;
     if (d.api->buffer_wrap_host != nullptr) {
       sparkle_status st = d.api->buffer_wrap_host(h, const_cast<float*>(data), bytes, &b);
-      if (st == nullptr) return {{b, d.api->buffer_destroy}, true};
+      if (st == nullptr) return DeviceBuffer(d.api, b);
       registry::take_message(st);  // unsupported: fall back to a copy
     }
-    registry::throw_if_error(d.api->buffer_create(h, bytes, &b),
-                             d.props.name + ": allocate " + what);
-    DeviceBuffer owned{{b, d.api->buffer_destroy}, false};
+    auto& pool = pool_of(d);
+    size_t capacity = 0;
+    b = pool.acquire(bytes, &capacity, what);
+    DeviceBuffer owned(&pool, b, capacity);
     if (upload)
       registry::throw_if_error(d.api->buffer_upload(b, 0, data, bytes),
                                d.props.name + ": upload " + what);
@@ -436,8 +471,8 @@ RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<cons
   auto by = buffer(d, y.data(), y.size(), false, "y");
 
   sparkle_fence fence = nullptr;
-  registry::throw_if_error(d.api->enqueue_conv2d(plan, bx.handle.h, bw.handle.h,
-                                                 bb ? bb->handle.h : nullptr, by.handle.h, &fence),
+  registry::throw_if_error(d.api->enqueue_conv2d(plan, bx.h, bw.h, bb ? bb->h : nullptr, by.h,
+                                                 &fence),
                            d.props.name + ": enqueue");
   Handle<sparkle_fence> owned_fence(fence, d.api->fence_destroy);
   registry::throw_if_error(d.api->fence_wait(fence), d.props.name + ": conv2d");
@@ -451,7 +486,7 @@ RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<cons
   // A wrapped y already holds the result; a device buffer must be read back.
   if (!by.wrapped)
     registry::throw_if_error(
-        d.api->buffer_download(by.handle.h, 0, y.data(), y.size() * sizeof(float)),
+        d.api->buffer_download(by.h, 0, y.data(), y.size() * sizeof(float)),
         d.props.name + ": download y");
   result.wall_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
