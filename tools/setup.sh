@@ -97,6 +97,17 @@ case "$mode" in
         meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
         --no-suite install || status=1
       logs+=(build-asan/meson-logs/testlog.json)
+      # ThreadSanitizer over the concurrency tests (16 threads on the program
+      # cache, 8 on one engine). oneTBB is not instrumented: tsan.supp hides
+      # only races whose stack runs through libtbb. GL is left out: Mesa is
+      # not instrumented either.
+      configure build-tsan --buildtype=debugoptimized -Dwerror=true -Db_sanitize=thread \
+        -Db_lundef=false -Dopengl=disabled -Donednn=disabled
+      ninja -C build-tsan
+      TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/sanitizer/tsan.supp" \
+        meson test -C build-tsan --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
+        --suite threads || status=1
+      logs+=(build-tsan/meson-logs/testlog.json)
     fi
     summarise "${logs[@]}"
     exit $status
