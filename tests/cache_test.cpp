@@ -2,13 +2,13 @@
 // entries survive) and the disk blob store (round trip, every kind of bad
 // entry is a miss that gets replaced or skipped, size cap, eviction).
 #include <doctest/doctest.h>
-#include <sparkle/live_cache.hpp>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sparkle/live_cache.hpp>
 #include <thread>
 
 #include "cache/blob_store.hpp"
@@ -27,8 +27,8 @@ struct Program {
 };
 
 fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() /
-             ("sparkle-cache-test-" + std::to_string(getpid()) + "-" + name);
+  auto dir =
+      fs::temp_directory_path() / ("sparkle-cache-test-" + std::to_string(getpid()) + "-" + name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -45,8 +45,8 @@ BlobStoreConfig config_in(const fs::path& dir, uint64_t max_bytes = 1 << 20) {
 struct Key {
   std::string source, fingerprint = "gpu-A", name = "k";
   sparkle_blob_key c() const {
-    return {sizeof(sparkle_blob_key), "opengl", "p1", "gl-program-binary", name.c_str(),
-            fingerprint.c_str(), "", source.data(), source.size()};
+    return {sizeof(sparkle_blob_key), "opengl", "p1",          "gl-program-binary", name.c_str(),
+            fingerprint.c_str(),      "",       source.data(), source.size()};
   }
 };
 

@@ -38,8 +38,8 @@ TEST_CASE("every device matches the float64 reference on odd shapes") {
       std::vector<double> want(y.size()), magnitude(y.size());
       reference_conv2d(d, x.data(), w.data(), b.empty() ? nullptr : b.data(), want.data(),
                        magnitude.data());
-      const auto cmp = compare(y.data(), want.data(), magnitude.data(),
-                               static_cast<int64_t>(y.size()));
+      const auto cmp =
+          compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
       CAPTURE(result.kernel);
       CAPTURE(cmp.worst_index);
       CHECK(cmp.non_finite == 0);
@@ -68,8 +68,8 @@ TEST_CASE("the same plan reused across calls gives fresh results") {
       engine.conv2d(d, x, w, {}, y, opts);
       std::vector<double> want(y.size()), magnitude(y.size());
       reference_conv2d(d, x.data(), w.data(), nullptr, want.data(), magnitude.data());
-      const auto cmp = compare(y.data(), want.data(), magnitude.data(),
-                               static_cast<int64_t>(y.size()));
+      const auto cmp =
+          compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
       CHECK(cmp.non_finite == 0);
       CHECK(cmp.max_rel_error <= kTolerance);
     }

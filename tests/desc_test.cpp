@@ -64,8 +64,7 @@ TEST_CASE("invalid descriptors name the field at fault") {
        },
        "groups=4 does not divide K=6"},
       {"empty output", [](Conv2dDesc& d) { d.r = 9; }, "output height would be <= 0"},
-      {"overflow",
-       [](Conv2dDesc& d) { d.n = d.c = d.h = d.w = int64_t{1} << 20; },
+      {"overflow", [](Conv2dDesc& d) { d.n = d.c = d.h = d.w = int64_t{1} << 20; },
        "input element count overflows int64"},
       {"byte overflow",
        [](Conv2dDesc& d) {
@@ -74,8 +73,7 @@ TEST_CASE("invalid descriptors name the field at fault") {
          d.h = d.w = d.r = d.s = 1;
        },
        "input byte size overflows int64"},
-      {"dilation overflow",
-       [](Conv2dDesc& d) { d.dilation_w = int64_t{1} << 62; },
+      {"dilation overflow", [](Conv2dDesc& d) { d.dilation_w = int64_t{1} << 62; },
        "dilation_w * (s - 1) overflows int64"},
   };
   for (const auto& c : cases) {
@@ -149,8 +147,7 @@ TEST_CASE("npy round trip and malformed files") {
   CHECK_THROWS_WITH_AS(read_npy(path), doctest::Contains("truncated body"), Error);
   write_raw("hello");
   CHECK_THROWS_WITH_AS(read_npy(path), doctest::Contains("bad magic"), Error);
-  CHECK_THROWS_WITH_AS(read_npy(temp_path("missing.npy")), doctest::Contains("cannot open"),
-                       Error);
+  CHECK_THROWS_WITH_AS(read_npy(temp_path("missing.npy")), doctest::Contains("cannot open"), Error);
   std::remove(path.c_str());
 }
 

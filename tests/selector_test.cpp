@@ -137,7 +137,7 @@ TEST_CASE("selector regret over 200 calls is within 10% of the oracle") {
   Conv2dDesc strided = conv3x3(16, 20);
   strided.stride_h = strided.stride_w = 2;
   const std::vector<Conv2dDesc> ops = {conv3x3(8, 6), conv3x3(32, 28), conv1x1(64, 14),
-                                       conv1x1(8, 4), depthwise(32), strided};
+                                       conv1x1(8, 4), depthwise(32),   strided};
   // The oracle's time of each op: run it on every device once, on a
   // separate engine so that the selector under test learns nothing from it.
   std::vector<double> oracle;

@@ -160,7 +160,8 @@ std::string BlobStore::serialize_header(const sparkle_blob_key& k, double compil
 std::string BlobStore::path_of(const sparkle_blob_key& k) const {
   Sha256 s;
   s.field("sparkle-blob-1").field(config_.core_build_id);
-  for (const char* f : {k.plugin, k.plugin_build_id, k.kind, k.name, k.device_fingerprint, k.options})
+  for (const char* f :
+       {k.plugin, k.plugin_build_id, k.kind, k.name, k.device_fingerprint, k.options})
     s.field(str(f));
   s.field(source_of(k));
   return config_.dir + "/" + s.hex() + kSuffix;
@@ -196,8 +197,8 @@ std::optional<std::string> BlobStore::get(const sparkle_blob_key& key, double* c
       parse_header(serialize_header(key, 0, expected_sha, h.payload_size), &w);
       return w;
     }();
-    static const char* names[] = {"core build",  "plugin", "plugin build", "kind",
-                                  "name",        "device fingerprint", "options", "source"};
+    static const char* names[] = {"core build",         "plugin",  "plugin build", "kind", "name",
+                                  "device fingerprint", "options", "source"};
     for (size_t i = 0; i < 8 && why.empty(); ++i)
       if (h.fields[i] != want.fields[i])
         why = std::string("belongs to another ") + names[i] + " ('" + h.fields[i].substr(0, 60) +
@@ -218,8 +219,7 @@ std::optional<std::string> BlobStore::get(const sparkle_blob_key& key, double* c
   return payload;
 }
 
-void BlobStore::put(const sparkle_blob_key& key, const void* data, size_t size,
-                    double compile_ms) {
+void BlobStore::put(const sparkle_blob_key& key, const void* data, size_t size, double compile_ms) {
   if (!config_.enabled || !writable_) return;
   const std::string payload(static_cast<const char*>(data), size);
   const std::string header =
@@ -293,8 +293,8 @@ std::vector<BlobInfo> BlobStore::list() const {
     BlobInfo info;
     info.file = e.path().string();
     info.bytes = e.is_regular_file(ec) ? e.file_size(ec) : 0;
-    info.age_s = std::chrono::duration_cast<std::chrono::seconds>(now - e.last_write_time(ec))
-                     .count();
+    info.age_s =
+        std::chrono::duration_cast<std::chrono::seconds>(now - e.last_write_time(ec)).count();
     std::string file, header, payload, why;
     Header h;
     if (!e.is_regular_file(ec) || !read_file(info.file, &file)) {
@@ -307,8 +307,10 @@ std::vector<BlobInfo> BlobStore::list() const {
       info.name = h.fields[4];
       info.device_fingerprint = h.fields[5];
       info.compile_ms = h.compile_ms;
-      if (h.fields[0] != config_.core_build_id) info.problem = "stale (other core build)";
-      else if (payload.size() != h.payload_size) info.problem = "truncated payload";
+      if (h.fields[0] != config_.core_build_id)
+        info.problem = "stale (other core build)";
+      else if (payload.size() != h.payload_size)
+        info.problem = "truncated payload";
     }
     out.push_back(std::move(info));
   }

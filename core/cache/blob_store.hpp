@@ -22,15 +22,15 @@ struct BlobInfo {
   std::string plugin, kind, name, device_fingerprint;
   uint64_t bytes = 0;  // file size
   double compile_ms = 0;
-  int64_t age_s = 0;   // since last use
+  int64_t age_s = 0;    // since last use
   std::string problem;  // empty if the entry is valid for this build
 };
 
 struct BlobStoreConfig {
-  std::string dir;                        // entries live here
-  uint64_t max_bytes = 512ull << 20;      // SPARKLE_CACHE_MAX_BYTES
-  bool enabled = true;                    // SPARKLE_CACHE_DISABLE=1 turns it off
-  std::string core_build_id;              // part of every key
+  std::string dir;                    // entries live here
+  uint64_t max_bytes = 512ull << 20;  // SPARKLE_CACHE_MAX_BYTES
+  bool enabled = true;                // SPARKLE_CACHE_DISABLE=1 turns it off
+  std::string core_build_id;          // part of every key
   // From the environment: SPARKLE_CACHE_DIR / XDG_CACHE_HOME / HOME,
   // SPARKLE_CACHE_MAX_BYTES, SPARKLE_CACHE_DISABLE.
   static BlobStoreConfig from_environment();

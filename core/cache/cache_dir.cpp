@@ -30,8 +30,8 @@ bool write_file_atomically(const std::string& path, const std::string& bytes, st
   const fs::path target(path);
   fs::create_directories(target.parent_path(), ec);
   static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." +
-                          std::to_string(counter.fetch_add(1));
+  const std::string tmp =
+      path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter.fetch_add(1));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     if (why) *why = "cannot create " + tmp + ": " + std::strerror(errno);

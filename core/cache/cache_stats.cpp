@@ -1,9 +1,8 @@
 // Cache statistics and the public cache functions of include/sparkle/cache.hpp.
 #include "cache/cache_stats.hpp"
 
-#include <sparkle/cache.hpp>
-
 #include <filesystem>
+#include <sparkle/cache.hpp>
 
 #include "cache/blob_store.hpp"
 #include "cache/cache_dir.hpp"
@@ -19,8 +18,12 @@ Counters& counters() {
 void record_event(sparkle_cache_event event, double ms) {
   auto& c = counters();
   switch (event) {
-    case SPARKLE_CACHE_MEMORY_HIT: ++c.memory_hits; break;
-    case SPARKLE_CACHE_DISK_HIT: ++c.disk_hits; break;
+    case SPARKLE_CACHE_MEMORY_HIT:
+      ++c.memory_hits;
+      break;
+    case SPARKLE_CACHE_DISK_HIT:
+      ++c.disk_hits;
+      break;
     case SPARKLE_CACHE_COMPILE:
       ++c.compiles;
       c.compile_us += static_cast<int64_t>(ms * 1000);

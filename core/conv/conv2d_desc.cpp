@@ -1,8 +1,7 @@
 // Validation and shape math of Conv2dDesc. Every message names the field.
+#include <limits>
 #include <sparkle/conv2d.hpp>
 #include <sparkle/error.hpp>
-
-#include <limits>
 #include <sstream>
 
 namespace sparkle {
@@ -70,10 +69,10 @@ void Conv2dDesc::validate() const {
   if (k % groups != 0)
     fail("groups=" + std::to_string(groups) + " does not divide K=" + std::to_string(k));
 
-  const int64_t padded_h = checked_add(checked_add(h, pad_top, "h + padding"), pad_bottom,
-                                       "h + padding");
-  const int64_t padded_w = checked_add(checked_add(w, pad_left, "w + padding"), pad_right,
-                                       "w + padding");
+  const int64_t padded_h =
+      checked_add(checked_add(h, pad_top, "h + padding"), pad_bottom, "h + padding");
+  const int64_t padded_w =
+      checked_add(checked_add(w, pad_left, "w + padding"), pad_right, "w + padding");
   const int64_t extent_h = dilated_extent(r, dilation_h, "dilation_h * (r - 1)");
   const int64_t extent_w = dilated_extent(s, dilation_w, "dilation_w * (s - 1)");
   if (padded_h < extent_h)
@@ -101,15 +100,15 @@ int64_t Conv2dDesc::out_w() const {
 
 double Conv2dDesc::flops() const {
   return 2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(out_h()) *
-         static_cast<double>(out_w()) * static_cast<double>(c / groups) *
-         static_cast<double>(r) * static_cast<double>(s);
+         static_cast<double>(out_w()) * static_cast<double>(c / groups) * static_cast<double>(r) *
+         static_cast<double>(s);
 }
 
 std::string Conv2dDesc::to_string() const {
   std::ostringstream o;
   o << "n" << n << "c" << c << "h" << h << "w" << w << "_k" << k << "r" << r << "s" << s << "_st"
-    << stride_h << "x" << stride_w << "_p" << pad_top << "." << pad_left << "." << pad_bottom
-    << "." << pad_right << "_d" << dilation_h << "x" << dilation_w << "_g" << groups << "_b"
+    << stride_h << "x" << stride_w << "_p" << pad_top << "." << pad_left << "." << pad_bottom << "."
+    << pad_right << "_d" << dilation_h << "x" << dilation_w << "_g" << groups << "_b"
     << (has_bias ? 1 : 0) << "_r" << (relu ? 1 : 0);
   return o.str();
 }
@@ -142,13 +141,20 @@ sparkle_conv2d_desc Conv2dDesc::to_c() const {
 
 const char* to_string(ErrorCode code) noexcept {
   switch (code) {
-    case ErrorCode::invalid_argument: return "invalid argument";
-    case ErrorCode::unsupported: return "unsupported";
-    case ErrorCode::out_of_memory: return "out of memory";
-    case ErrorCode::device_error: return "device error";
-    case ErrorCode::not_found: return "not found";
-    case ErrorCode::io_error: return "I/O error";
-    case ErrorCode::internal: return "internal error";
+    case ErrorCode::invalid_argument:
+      return "invalid argument";
+    case ErrorCode::unsupported:
+      return "unsupported";
+    case ErrorCode::out_of_memory:
+      return "out of memory";
+    case ErrorCode::device_error:
+      return "device error";
+    case ErrorCode::not_found:
+      return "not found";
+    case ErrorCode::io_error:
+      return "I/O error";
+    case ErrorCode::internal:
+      return "internal error";
   }
   return "unknown error";
 }

@@ -1,7 +1,5 @@
 // Engine: validates a call, picks the device, moves data to it, runs the
 // backend's plan and brings the result back.
-#include <sparkle/engine.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -9,7 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
-
+#include <sparkle/engine.hpp>
 #include <thread>
 
 #include "cache/cache_dir.hpp"
@@ -30,10 +28,14 @@ namespace {
 
 const char* kind_name(sparkle_device_kind kind) {
   switch (kind) {
-    case SPARKLE_DEVICE_CPU: return "cpu";
-    case SPARKLE_DEVICE_GPU: return "gpu";
-    case SPARKLE_DEVICE_SOFTWARE_GPU: return "software-gpu";
-    case SPARKLE_DEVICE_SIMULATED: return "simulated";
+    case SPARKLE_DEVICE_CPU:
+      return "cpu";
+    case SPARKLE_DEVICE_GPU:
+      return "gpu";
+    case SPARKLE_DEVICE_SOFTWARE_GPU:
+      return "software-gpu";
+    case SPARKLE_DEVICE_SIMULATED:
+      return "simulated";
   }
   return "unknown";
 }
@@ -109,9 +111,9 @@ struct Engine::Impl {
         d->props.description = info.description != nullptr ? info.description : "";
         d->props.fingerprint = info.fingerprint != nullptr ? info.fingerprint : "";
         for (size_t p = 0; p < info.property_count; ++p)
-          d->props.properties.emplace_back(info.properties[p].key ? info.properties[p].key : "",
-                                           info.properties[p].value ? info.properties[p].value
-                                                                    : "");
+          d->props.properties.emplace_back(
+              info.properties[p].key ? info.properties[p].key : "",
+              info.properties[p].value ? info.properties[p].value : "");
         devices.push_back(std::move(d));
       }
     }
@@ -180,8 +182,8 @@ struct Engine::Impl {
       if (d->props.index == index) {
         std::string why = unsupported_reason(*d, cdesc);
         if (!why.empty())
-          throw Error(ErrorCode::unsupported, d->props.name + " cannot run " + desc.to_string() +
-                                                  ": " + why);
+          throw Error(ErrorCode::unsupported,
+                      d->props.name + " cannot run " + desc.to_string() + ": " + why);
         return d.get();
       }
     }
@@ -231,8 +233,8 @@ struct Engine::Impl {
                                 std::to_string(model.gflops) + " GFLOPS, " +
                                 std::to_string(model.gbps) + " GB/s");
       } catch (const Error& e) {
-        log::warn("select", d.props.name + ": calibration failed, device not auto-selected: " +
-                                e.what());
+        log::warn("select",
+                  d.props.name + ": calibration failed, device not auto-selected: " + e.what());
       }
     });
   }
@@ -272,10 +274,9 @@ struct Engine::Impl {
   // Runs the images of a batch on several devices at once. Each part writes
   // its own slice of y (NCHW: images are contiguous), so the result is the
   // same as one device's.
-  RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts,
-                      const Conv2dDesc& desc, std::span<const float> x,
-                      std::span<const float> w, std::span<const float> bias,
-                      std::span<float> y) {
+  RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts, const Conv2dDesc& desc,
+                      std::span<const float> x, std::span<const float> w,
+                      std::span<const float> bias, std::span<float> y) {
     const int64_t x_image = desc.c * desc.h * desc.w;
     const int64_t y_image = desc.k * desc.out_h() * desc.out_w();
     std::vector<RunResult> results(parts.size());
@@ -286,10 +287,10 @@ struct Engine::Impl {
     for (size_t p = 0; p < parts.size(); ++p) {
       Conv2dDesc piece = desc;
       piece.n = parts[p].second;
-      auto px = x.subspan(static_cast<size_t>(first * x_image),
-                          static_cast<size_t>(piece.n * x_image));
-      auto py = y.subspan(static_cast<size_t>(first * y_image),
-                          static_cast<size_t>(piece.n * y_image));
+      auto px =
+          x.subspan(static_cast<size_t>(first * x_image), static_cast<size_t>(piece.n * x_image));
+      auto py =
+          y.subspan(static_cast<size_t>(first * y_image), static_cast<size_t>(piece.n * y_image));
       first += piece.n;
       threads.emplace_back([&, p, piece, px, py] {
         try {
@@ -362,8 +363,7 @@ struct Engine::Impl {
   exec::BufferPool& pool_of(Device& d) {
     std::call_once(d.pool_once, [&] {
       // Idle device memory kept for reuse; the rest is returned to the driver.
-      d.pool = std::make_unique<exec::BufferPool>(d.api, open(d), d.props.name,
-                                                  size_t{2} << 30);
+      d.pool = std::make_unique<exec::BufferPool>(d.api, open(d), d.props.name, size_t{2} << 30);
     });
     return *d.pool;
   }
@@ -440,9 +440,9 @@ std::string Engine::prepare(const Conv2dDesc& desc, const RunOptions& options) {
   return name;
 }
 
-RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x,
-                         std::span<const float> w, std::span<const float> bias,
-                         std::span<float> y, const RunOptions& options) {
+RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
+                         std::span<const float> bias, std::span<float> y,
+                         const RunOptions& options) {
   desc.validate();
   check_size("x", x.size(), desc.input_elements());
   check_size("w", w.size(), desc.weight_elements());
@@ -471,9 +471,9 @@ RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<cons
   auto by = buffer(d, y.data(), y.size(), false, "y");
 
   sparkle_fence fence = nullptr;
-  registry::throw_if_error(d.api->enqueue_conv2d(plan, bx.h, bw.h, bb ? bb->h : nullptr, by.h,
-                                                 &fence),
-                           d.props.name + ": enqueue");
+  registry::throw_if_error(
+      d.api->enqueue_conv2d(plan, bx.h, bw.h, bb ? bb->h : nullptr, by.h, &fence),
+      d.props.name + ": enqueue");
   Handle<sparkle_fence> owned_fence(fence, d.api->fence_destroy);
   registry::throw_if_error(d.api->fence_wait(fence), d.props.name + ": conv2d");
   RunResult result;
@@ -485,9 +485,8 @@ RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<cons
   }
   // A wrapped y already holds the result; a device buffer must be read back.
   if (!by.wrapped)
-    registry::throw_if_error(
-        d.api->buffer_download(by.h, 0, y.data(), y.size() * sizeof(float)),
-        d.props.name + ": download y");
+    registry::throw_if_error(d.api->buffer_download(by.h, 0, y.data(), y.size() * sizeof(float)),
+                             d.props.name + ": download y");
   result.wall_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -62,8 +62,7 @@ sparkle_buffer BufferPool::acquire(size_t bytes, size_t* capacity, const char* w
       std::lock_guard lock(mutex_);
       destroy_all_idle_locked();
     }
-    registry::throw_if_error(api_->buffer_create(device_, size, &b),
-                             name_ + ": allocate " + what);
+    registry::throw_if_error(api_->buffer_create(device_, size, &b), name_ + ": allocate " + what);
   }
   *capacity = size;
   return b;

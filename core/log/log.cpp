@@ -30,10 +30,14 @@ int thread_tag() {
 
 const char* level_name(sparkle_log_level level) {
   switch (level) {
-    case SPARKLE_LOG_DEBUG: return "debug";
-    case SPARKLE_LOG_INFO: return "info";
-    case SPARKLE_LOG_WARN: return "warning";
-    case SPARKLE_LOG_ERROR: return "error";
+    case SPARKLE_LOG_DEBUG:
+      return "debug";
+    case SPARKLE_LOG_INFO:
+      return "info";
+    case SPARKLE_LOG_WARN:
+      return "warning";
+    case SPARKLE_LOG_ERROR:
+      return "error";
   }
   return "log";
 }

@@ -1,10 +1,9 @@
 // NumPy .npy reading and writing (format versions 1-3), float32 C order only.
-#include <sparkle/error.hpp>
-#include <sparkle/npy.hpp>
-
 #include <cstring>
 #include <fstream>
 #include <regex>
+#include <sparkle/error.hpp>
+#include <sparkle/npy.hpp>
 
 namespace sparkle {
 namespace {
@@ -63,8 +62,8 @@ NpyArray read_npy(const std::string& path, int expected_rank) {
     if (in.gcount() != 4) bad(path, "truncated npy header");
     header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
   }
-  if (header_len > (1u << 20)) bad(path, "npy header length " + std::to_string(header_len) +
-                                             " is implausible");
+  if (header_len > (1u << 20))
+    bad(path, "npy header length " + std::to_string(header_len) + " is implausible");
   std::string header(header_len, '\0');
   in.read(header.data(), header_len);
   if (in.gcount() != static_cast<std::streamsize>(header_len)) bad(path, "truncated npy header");
@@ -96,8 +95,8 @@ NpyArray read_npy(const std::string& path, int expected_rank) {
     bad(path, "truncated body: " + std::to_string(body_bytes) + " bytes, shape needs " +
                   std::to_string(want_bytes));
   if (body_bytes > want_bytes)
-    bad(path, "body has " + std::to_string(body_bytes - want_bytes) +
-                  " trailing bytes beyond the shape");
+    bad(path,
+        "body has " + std::to_string(body_bytes - want_bytes) + " trailing bytes beyond the shape");
   in.seekg(body_start);
   a.data.resize(static_cast<size_t>(count));
   in.read(reinterpret_cast<char*>(a.data.data()), want_bytes);
@@ -121,7 +120,14 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
   dict += '\n';
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(ErrorCode::io_error, path + ": cannot open for writing");
-  const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  const unsigned char head[10] = {0x93,
+                                  'N',
+                                  'U',
+                                  'M',
+                                  'P',
+                                  'Y',
+                                  1,
+                                  0,
                                   static_cast<unsigned char>(dict.size() & 0xff),
                                   static_cast<unsigned char>(dict.size() >> 8)};
   out.write(reinterpret_cast<const char*>(head), 10);

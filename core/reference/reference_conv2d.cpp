@@ -1,9 +1,8 @@
 // Direct-loop float64 convolution: the independent judge of every backend.
 // Keep it obviously correct rather than fast.
-#include <sparkle/reference.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <sparkle/reference.hpp>
 
 namespace sparkle {
 
@@ -43,8 +42,7 @@ void reference_conv2d(const Conv2dDesc& d, const float* x, const float* w, const
   }
 }
 
-Comparison compare(const float* got, const double* want, const double* magnitude,
-                   int64_t count) {
+Comparison compare(const float* got, const double* want, const double* magnitude, int64_t count) {
   Comparison c;
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(got[i])) {

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -83,9 +83,15 @@ void blob_reject(const sparkle_blob_key* key, const char* why) {
 
 void cache_event(sparkle_cache_event event, double ms) { cache::record_event(event, ms); }
 
-const sparkle_host_services kHost = {
-    sizeof(sparkle_host_services), SPARKLE_PLUGIN_ABI_VERSION, &make_status, &plugin_log,
-    &blob_get, &blob_release, &blob_put, &blob_reject, &cache_event};
+const sparkle_host_services kHost = {sizeof(sparkle_host_services),
+                                     SPARKLE_PLUGIN_ABI_VERSION,
+                                     &make_status,
+                                     &plugin_log,
+                                     &blob_get,
+                                     &blob_release,
+                                     &blob_put,
+                                     &blob_reject,
+                                     &cache_event};
 
 std::string own_library_dir() {
   Dl_info info{};
@@ -169,7 +175,8 @@ std::vector<std::string> search_path(const EngineOptions& options) {
   }
   if (auto exe = executable_dir(); !exe.empty()) dirs.push_back(exe + "/../lib/sparkle/plugins");
   if (auto lib = own_library_dir(); !lib.empty()) dirs.push_back(lib + "/sparkle/plugins");
-  if (std::string(SPARKLE_INSTALL_PLUGIN_DIR).size() > 0) dirs.push_back(SPARKLE_INSTALL_PLUGIN_DIR);
+  if (std::string(SPARKLE_INSTALL_PLUGIN_DIR).size() > 0)
+    dirs.push_back(SPARKLE_INSTALL_PLUGIN_DIR);
   return dirs;
 }
 
@@ -219,13 +226,14 @@ void PluginRegistry::try_load(const std::string& path) {
   if (auto shared = shared_plugins()[key].lock()) {
     for (const auto& p : plugins_)
       if (std::string(shared->api->name) == p.api->name)
-        return reject("backend name '" + std::string(shared->api->name) +
-                      "' already provided by " + p.path);
+        return reject("backend name '" + std::string(shared->api->name) + "' already provided by " +
+                      p.path);
     record.name = shared->api->name;
     record.version = shared->api->version != nullptr ? shared->api->version : "";
     record.loaded = true;
     if (shared->api->device_count() == 0) {
-      const char* why = shared->api->unavailable_reason ? shared->api->unavailable_reason() : nullptr;
+      const char* why =
+          shared->api->unavailable_reason ? shared->api->unavailable_reason() : nullptr;
       record.reason = why != nullptr ? why : "no devices";
     }
     records_.push_back(record);
@@ -266,8 +274,8 @@ void PluginRegistry::try_load(const std::string& path) {
                   ", host expects " + abi_string(SPARKLE_PLUGIN_ABI_VERSION));
   if (api->struct_size < sizeof(sparkle_plugin))
     return reject("descriptor struct_size " + std::to_string(api->struct_size) +
-                  " too small for ABI " + abi_string(api->abi_version) + ", expected >= " +
-                  std::to_string(sizeof(sparkle_plugin)));
+                  " too small for ABI " + abi_string(api->abi_version) +
+                  ", expected >= " + std::to_string(sizeof(sparkle_plugin)));
   if (api->name == nullptr || api->name[0] == '\0') return reject("descriptor has no name");
   record.name = api->name;
   record.version = api->version != nullptr ? api->version : "";

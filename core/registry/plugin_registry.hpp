@@ -3,10 +3,10 @@
 // A rejected plugin costs one warning line and never stops the engine.
 #pragma once
 
-#include <sparkle/engine.hpp>
 #include <sparkle/plugin.h>
 
 #include <memory>
+#include <sparkle/engine.hpp>
 #include <string>
 #include <vector>
 

@@ -9,8 +9,8 @@ namespace sparkle::select {
 OpSignature signature_of(const Conv2dDesc& d) {
   OpSignature s;
   s.flops = d.flops();
-  s.bytes = 4.0 * static_cast<double>(d.input_elements() + d.weight_elements() +
-                                      d.bias_elements() + d.output_elements());
+  s.bytes = 4.0 * static_cast<double>(d.input_elements() + d.weight_elements() + d.bias_elements() +
+                                      d.output_elements());
   const char* shape_class = d.groups == d.c && d.groups > 1 ? "depthwise"
                             : d.groups > 1                  ? "grouped"
                             : (d.r == 1 && d.s == 1)        ? "pointwise"

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <sparkle/conv2d.hpp>
-
 #include <string>
 
 namespace sparkle::select {

@@ -62,15 +62,14 @@ void Selector::load() {
     if (tag == "model") {
       std::string fp;
       DeviceModel m;
-      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps) &&
-           m.latency_ms >= 0 && m.gflops > 0 && m.gbps > 0 && std::isfinite(m.gflops) &&
-           std::isfinite(m.gbps);
+      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps) && m.latency_ms >= 0 &&
+           m.gflops > 0 && m.gbps > 0 && std::isfinite(m.gflops) && std::isfinite(m.gbps);
       if (ok) models[fp] = m;
     } else if (tag == "learned") {
       std::string fp, bucket;
       Learned l;
-      ok = static_cast<bool>(f >> fp >> bucket >> l.correction >> l.samples) &&
-           l.correction > 0 && std::isfinite(l.correction) && l.samples >= 0;
+      ok = static_cast<bool>(f >> fp >> bucket >> l.correction >> l.samples) && l.correction > 0 &&
+           std::isfinite(l.correction) && l.samples >= 0;
       if (ok) learned[{fp, bucket}] = l;
     } else if (tag == "end") {
       break;
@@ -96,8 +95,8 @@ bool Selector::save() {
   for (const auto& [fp, m] : models_)
     out << "model " << fp << " " << m.latency_ms << " " << m.gflops << " " << m.gbps << "\n";
   for (const auto& [key, l] : learned_)
-    out << "learned " << key.first << " " << key.second << " " << l.correction << " "
-        << l.samples << "\n";
+    out << "learned " << key.first << " " << key.second << " " << l.correction << " " << l.samples
+        << "\n";
   out << "end\n";
   std::string why;
   if (!cache::write_file_atomically(path_, out.str(), &why)) {
@@ -119,8 +118,7 @@ void Selector::set_model(const std::string& fp, const DeviceModel& model) {
   dirty_ = true;
 }
 
-double Selector::estimate_locked(const std::string& fp, const OpSignature& op,
-                                 int* samples) const {
+double Selector::estimate_locked(const std::string& fp, const OpSignature& op, int* samples) const {
   auto m = models_.find(fp);
   const double predicted = m != models_.end() ? predict_ms(m->second, op) : 1e9;
   auto l = learned_.find({fp, op.bucket});
@@ -217,9 +215,8 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
       for (const auto& [index, images] : parts) {
         Conv2dDesc piece = d;
         piece.n = images;
-        split_ms = std::max(split_ms,
-                            estimate_locked(candidates[index].fingerprint, signature_of(piece),
-                                            nullptr));
+        split_ms = std::max(
+            split_ms, estimate_locked(candidates[index].fingerprint, signature_of(piece), nullptr));
       }
       if (split_ms < kSplitGain * best.ms) {
         choice.parts = parts;
@@ -240,7 +237,8 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
       choice.explanation.push_back(line + "unsupported (" + c.unsupported + ")");
       continue;
     }
-    const auto s = std::find_if(scored.begin(), scored.end(), [&](auto& x) { return x.index == i; });
+    const auto s =
+        std::find_if(scored.begin(), scored.end(), [&](auto& x) { return x.index == i; });
     line += (s->samples > 0 ? "learned " : "predicted ") + fmt_ms(s->ms) +
             (s->samples > 0 ? " (" + std::to_string(s->samples) + " samples)" : " (cost model)");
     const bool chosen = std::any_of(choice.parts.begin(), choice.parts.end(),

@@ -23,8 +23,8 @@ struct Candidate {
 struct Choice {
   // One device, or several with the images each one takes (a split).
   std::vector<std::pair<size_t, int64_t>> parts;  // candidate index, images
-  bool explored = false;  // not the best estimate: a bounded re-measurement
-  std::vector<std::string> explanation;  // one line per candidate, then "selected: ..."
+  bool explored = false;                          // not the best estimate: a bounded re-measurement
+  std::vector<std::string> explanation;           // one line per candidate, then "selected: ..."
 };
 
 class Selector {

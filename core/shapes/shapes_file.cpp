@@ -1,9 +1,8 @@
 // Parser of benchmark shape files (see include/sparkle/shapes.hpp).
-#include <sparkle/error.hpp>
-#include <sparkle/shapes.hpp>
-
 #include <algorithm>
 #include <fstream>
+#include <sparkle/error.hpp>
+#include <sparkle/shapes.hpp>
 #include <sstream>
 
 namespace sparkle {
@@ -46,8 +45,7 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
   return values;
 }
 
-std::vector<Layer> parse_shapes(const std::string& text, const std::string& origin,
-                                int64_t batch) {
+std::vector<Layer> parse_shapes(const std::string& text, const std::string& origin, int64_t batch) {
   std::vector<Layer> layers;
   std::istringstream in(text);
   std::string line;

@@ -3,12 +3,11 @@
 // Every method may be called from many threads at once.
 #pragma once
 
-#include <sparkle/conv2d.hpp>
-#include <sparkle/error.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <sparkle/conv2d.hpp>
+#include <sparkle/error.hpp>
 #include <string>
 #include <vector>
 
@@ -28,7 +27,7 @@ struct PluginRecord {
   std::string name;     // backend name; empty if rejected before it was known
   std::string version;  // plugin's own version string
   bool loaded = false;
-  std::string reason;   // why it was rejected, or why it has no devices
+  std::string reason;  // why it was rejected, or why it has no devices
 };
 
 struct DeviceProperties {
@@ -75,8 +74,7 @@ class Engine {
   // y = relu?(conv(x, w) + bias). Sizes of x, w, bias and y must match desc
   // exactly (bias empty unless desc.has_bias). Throws sparkle::Error.
   RunResult conv2d(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
-                   std::span<const float> bias, std::span<float> y,
-                   const RunOptions& options = {});
+                   std::span<const float> bias, std::span<float> y, const RunOptions& options = {});
 
   // The device `conv2d` would use for desc under these options, without
   // running anything (under "auto", the selector's current best estimate,

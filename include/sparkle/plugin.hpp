@@ -209,10 +209,10 @@ inline const char* plan_kernel_name(sparkle_plan p) { return from<Plan>(p)->kern
 inline sparkle_status enqueue_conv2d(sparkle_plan p, sparkle_buffer x, sparkle_buffer w,
                                      sparkle_buffer b, sparkle_buffer y, sparkle_fence* out) {
   return guard([&] {
-    *out = to<sparkle_fence>(from<Plan>(p)
-                                 ->enqueue(from<Buffer>(x), from<Buffer>(w), from<Buffer>(b),
-                                           from<Buffer>(y))
-                                 .release());
+    *out = to<sparkle_fence>(
+        from<Plan>(p)
+            ->enqueue(from<Buffer>(x), from<Buffer>(w), from<Buffer>(b), from<Buffer>(y))
+            .release());
   });
 }
 inline int fence_poll(sparkle_fence f) {
@@ -292,10 +292,9 @@ class CompletedFence final : public Fence {
 
 // Defines the entry point for BackendT (default-constructible, derived from
 // sparkle::plugin::Backend). Use once per plugin, at namespace scope.
-#define SPARKLE_DEFINE_PLUGIN(BackendT, NAME, VERSION, BUILD_ID)                             \
-  extern "C" SPARKLE_PLUGIN_EXPORT const sparkle_plugin* sparkle_plugin_entry(               \
-      uint32_t host_abi_version) {                                                           \
-    if (SPARKLE_PLUGIN_ABI_MAJOR_OF(host_abi_version) != SPARKLE_PLUGIN_ABI_MAJOR)          \
-      return nullptr;                                                                        \
-    return ::sparkle::plugin::detail::descriptor<BackendT>(NAME, VERSION, BUILD_ID);         \
+#define SPARKLE_DEFINE_PLUGIN(BackendT, NAME, VERSION, BUILD_ID)                                   \
+  extern "C" SPARKLE_PLUGIN_EXPORT const sparkle_plugin* sparkle_plugin_entry(                     \
+      uint32_t host_abi_version) {                                                                 \
+    if (SPARKLE_PLUGIN_ABI_MAJOR_OF(host_abi_version) != SPARKLE_PLUGIN_ABI_MAJOR) return nullptr; \
+    return ::sparkle::plugin::detail::descriptor<BackendT>(NAME, VERSION, BUILD_ID);               \
   }

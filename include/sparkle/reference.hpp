@@ -4,7 +4,6 @@
 #pragma once
 
 #include <sparkle/conv2d.hpp>
-
 #include <vector>
 
 namespace sparkle {
@@ -26,7 +25,6 @@ struct Comparison {
 // |got - want| / magnitude, where magnitude = |bias| + sum |x * w| is the
 // bound that any order of fp32 summation is proportional to. Dividing by
 // |want| instead would flag correct results wherever the sum cancels to ~0.
-Comparison compare(const float* got, const double* want, const double* magnitude,
-                   int64_t count);
+Comparison compare(const float* got, const double* want, const double* magnitude, int64_t count);
 
 }  // namespace sparkle

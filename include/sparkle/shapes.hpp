@@ -5,7 +5,6 @@
 #pragma once
 
 #include <sparkle/conv2d.hpp>
-
 #include <string>
 #include <vector>
 
@@ -13,14 +12,13 @@ namespace sparkle {
 
 struct Layer {
   std::string name;
-  Conv2dDesc desc;  // n is the batch given to the reader
+  Conv2dDesc desc;    // n is the batch given to the reader
   int64_t count = 1;  // how many times the network runs this layer
 };
 
 // Throws sparkle::Error(invalid_argument) with "FILE:LINE: ..." for a bad line.
 std::vector<Layer> read_shapes_file(const std::string& path, int64_t batch);
-std::vector<Layer> parse_shapes(const std::string& text, const std::string& origin,
-                                int64_t batch);
+std::vector<Layer> parse_shapes(const std::string& text, const std::string& origin, int64_t batch);
 
 // Parses "A" or "A,B" or ... into exactly `want` values (1 value repeated
 // for all). Throws naming `field` on junk.

@@ -16,8 +16,8 @@ uint64_t fresh_seed() {
 namespace {
 
 Conv2dDesc make(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t r, int64_t s,
-                int64_t sh, int64_t sw, std::initializer_list<int64_t> pad, int64_t dh,
-                int64_t dw, int64_t groups, bool bias, bool relu) {
+                int64_t sh, int64_t sw, std::initializer_list<int64_t> pad, int64_t dh, int64_t dw,
+                int64_t groups, bool bias, bool relu) {
   Conv2dDesc d;
   d.n = n, d.c = c, d.h = h, d.w = w, d.k = k, d.r = r, d.s = s;
   d.stride_h = sh, d.stride_w = sw;
@@ -34,24 +34,24 @@ Conv2dDesc make(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t r
 
 std::vector<Conv2dDesc> conformance_descriptors(int random_count) {
   std::vector<Conv2dDesc> list = {
-      make(1, 3, 8, 8, 4, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),     // 1x1
-      make(2, 3, 23, 19, 8, 7, 7, 2, 2, {3, 3, 3, 3}, 1, 1, 1, true, true),     // 7x7 s2
-      make(1, 5, 17, 16, 6, 3, 3, 3, 3, {1, 1, 1, 1}, 1, 1, 1, true, false),    // stride 3
-      make(3, 4, 11, 13, 5, 1, 7, 1, 1, {0, 3, 0, 3}, 1, 1, 1, false, true),    // 1x7
-      make(1, 4, 13, 11, 5, 7, 1, 1, 1, {3, 0, 3, 0}, 1, 1, 1, false, false),   // 7x1
-      make(2, 6, 10, 9, 7, 3, 2, 1, 2, {2, 0, 1, 3}, 1, 1, 1, true, false),     // asymmetric
-      make(4, 8, 9, 9, 6, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 2, true, true),       // groups 2, N=4
-      make(2, 16, 12, 12, 16, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 16, false, true), // depthwise
-      make(1, 8, 9, 9, 16, 5, 5, 2, 2, {2, 2, 2, 2}, 1, 1, 8, true, false),     // depthwise x2
-      make(2, 4, 15, 14, 3, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 2, 1, false, false),   // dilation 2
-      make(1, 6, 16, 17, 6, 3, 3, 2, 1, {1, 3, 2, 0}, 2, 3, 3, true, true),     // mixed
-      make(1, 40, 13, 15, 37, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1, true, false),  // c*r*s > 256
-      make(1, 64, 14, 14, 70, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false), // K not /4
-      make(1, 3, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, true, true),       // 1x1 image
-      make(1, 2, 3, 3, 2, 5, 5, 1, 1, {2, 2, 2, 2}, 1, 1, 1, false, false),     // filter > image
-      make(1, 300, 5, 5, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),   // long reduction
-      make(1, 2, 40, 41, 3, 3, 3, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),   // pixels > tile
-      make(2, 12, 7, 5, 9, 2, 4, 2, 3, {0, 1, 1, 2}, 3, 1, 3, true, true),      // everything
+      make(1, 3, 8, 8, 4, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),      // 1x1
+      make(2, 3, 23, 19, 8, 7, 7, 2, 2, {3, 3, 3, 3}, 1, 1, 1, true, true),      // 7x7 s2
+      make(1, 5, 17, 16, 6, 3, 3, 3, 3, {1, 1, 1, 1}, 1, 1, 1, true, false),     // stride 3
+      make(3, 4, 11, 13, 5, 1, 7, 1, 1, {0, 3, 0, 3}, 1, 1, 1, false, true),     // 1x7
+      make(1, 4, 13, 11, 5, 7, 1, 1, 1, {3, 0, 3, 0}, 1, 1, 1, false, false),    // 7x1
+      make(2, 6, 10, 9, 7, 3, 2, 1, 2, {2, 0, 1, 3}, 1, 1, 1, true, false),      // asymmetric
+      make(4, 8, 9, 9, 6, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 2, true, true),        // groups 2, N=4
+      make(2, 16, 12, 12, 16, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 16, false, true),  // depthwise
+      make(1, 8, 9, 9, 16, 5, 5, 2, 2, {2, 2, 2, 2}, 1, 1, 8, true, false),      // depthwise x2
+      make(2, 4, 15, 14, 3, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 2, 1, false, false),    // dilation 2
+      make(1, 6, 16, 17, 6, 3, 3, 2, 1, {1, 3, 2, 0}, 2, 3, 3, true, true),      // mixed
+      make(1, 40, 13, 15, 37, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1, true, false),   // c*r*s > 256
+      make(1, 64, 14, 14, 70, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),  // K not /4
+      make(1, 3, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, true, true),        // 1x1 image
+      make(1, 2, 3, 3, 2, 5, 5, 1, 1, {2, 2, 2, 2}, 1, 1, 1, false, false),      // filter > image
+      make(1, 300, 5, 5, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),    // long reduction
+      make(1, 2, 40, 41, 3, 3, 3, 1, 1, {0, 0, 0, 0}, 1, 1, 1, false, false),    // pixels > tile
+      make(2, 12, 7, 5, 9, 2, 4, 2, 3, {0, 1, 1, 2}, 3, 1, 3, true, true),       // everything
   };
   std::mt19937_64 rng(20261124);
   auto pick = [&](int64_t lo, int64_t hi) {

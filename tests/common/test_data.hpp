@@ -2,11 +2,10 @@
 // the conformance descriptor list.
 #pragma once
 
-#include <sparkle/sparkle.hpp>
-
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <sparkle/sparkle.hpp>
 #include <vector>
 
 namespace sparkle::test {

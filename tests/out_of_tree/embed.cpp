@@ -1,11 +1,10 @@
 // An out-of-tree program embedding sparkle through pkg-config: lists the
 // devices, then runs one convolution on every device and checks each
 // against the reference. Exit 0 only if the example plugin was found too.
-#include <sparkle/sparkle.hpp>
-
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <sparkle/sparkle.hpp>
 
 int main() {
   sparkle::Engine engine;
@@ -30,8 +29,8 @@ int main() {
     sparkle::RunOptions opts;
     opts.device = d.name;
     const auto r = engine.conv2d(desc, x, w, b, y, opts);
-    const auto c = sparkle::compare(y.data(), want.data(), mag.data(),
-                                    static_cast<int64_t>(y.size()));
+    const auto c =
+        sparkle::compare(y.data(), want.data(), mag.data(), static_cast<int64_t>(y.size()));
     const bool ok = c.non_finite == 0 && c.max_rel_error <= 1e-5;
     std::printf("%s (%s): max rel error %.3g %s\n", r.device.c_str(), r.kernel.c_str(),
                 c.max_rel_error, ok ? "ok" : "WRONG");

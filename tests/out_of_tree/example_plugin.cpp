@@ -1,9 +1,8 @@
 // An out-of-tree backend, built only against the installed SDK
 // (pkg-config sparkle-plugin): a direct-loop convolution on host memory.
 // The install test compiles it the way a third party would.
-#include <sparkle/plugin.hpp>
-
 #include <cstring>
+#include <sparkle/plugin.hpp>
 #include <vector>
 
 namespace {

@@ -2,9 +2,8 @@
 // random tensors and timing statistics.
 #pragma once
 
-#include <sparkle/sparkle.hpp>
-
 #include <cstdint>
+#include <sparkle/sparkle.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>

@@ -26,8 +26,8 @@ int run_bench(int argc, char** argv) {
       "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
       "timer", po::value<std::string>()->default_value("auto"),
       "auto: device timer where the device has one, else wall; wall: always wall time "
-      "(transfers included)")(
-      "quiet", "no progress lines on stderr")("json", "print one JSON object");
+      "(transfers included)")("quiet", "no progress lines on stderr")("json",
+                                                                      "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -38,8 +38,8 @@ int run_bench(int argc, char** argv) {
   auto one_int = [&](const char* name) {
     return parse_int_list(vm[name].as<std::string>(), name, {1})[0];
   };
-  const int64_t batch = one_int("batch"), repeat = one_int("repeat"),
-                warmup = one_int("warmup"), seed = one_int("seed");
+  const int64_t batch = one_int("batch"), repeat = one_int("repeat"), warmup = one_int("warmup"),
+                seed = one_int("seed");
   if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
   if (repeat <= 0) throw UsageError("repeat=" + std::to_string(repeat) + " must be > 0");
   if (warmup < 0) throw UsageError("warmup=" + std::to_string(warmup) + " must be >= 0");

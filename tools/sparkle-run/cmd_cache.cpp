@@ -14,8 +14,8 @@ std::string cache_stats_json(const CacheStats& s) {
   return "{\"memory_hits\":" + std::to_string(s.memory_hits) +
          ",\"disk_hits\":" + std::to_string(s.disk_hits) +
          ",\"compiles\":" + std::to_string(s.compiles) +
-         ",\"compile_ms\":" + json_number(s.compile_ms) + ",\"saved_ms\":" + json_number(s.saved_ms) +
-         ",\"entries\":" + std::to_string(s.entries) +
+         ",\"compile_ms\":" + json_number(s.compile_ms) +
+         ",\"saved_ms\":" + json_number(s.saved_ms) + ",\"entries\":" + std::to_string(s.entries) +
          ",\"bytes_on_disk\":" + std::to_string(s.bytes_on_disk) +
          ",\"directory\":" + json_string(s.directory) +
          ",\"enabled\":" + (s.enabled ? "true" : "false") + "}";
@@ -120,11 +120,11 @@ int run_cache(int argc, char** argv) {
     if (json)
       std::cout << cache_stats_json(s) << "\n";
     else
-      std::printf("warmed %zu layers: %lld compiles, %lld disk hits, %lld memory hits; %lld "
-                  "entries on disk\n",
-                  layers.size(), static_cast<long long>(s.compiles),
-                  static_cast<long long>(s.disk_hits), static_cast<long long>(s.memory_hits),
-                  static_cast<long long>(s.entries));
+      std::printf(
+          "warmed %zu layers: %lld compiles, %lld disk hits, %lld memory hits; %lld "
+          "entries on disk\n",
+          layers.size(), static_cast<long long>(s.compiles), static_cast<long long>(s.disk_hits),
+          static_cast<long long>(s.memory_hits), static_cast<long long>(s.entries));
     return 0;
   }
   throw UsageError("unknown cache action '" + action + "' (stats, list, clear, warm)");

@@ -32,8 +32,8 @@ int run_conv2d(int argc, char** argv) {
   po::options_description opts(
       "sparkle-run conv2d [--input X.npy | --shape N,C,H,W] [--weights W.npy | --filter K,R,S]\n"
       "                   [--bias B.npy | --bias-random] [--output Y.npy] [options]");
-  opts.add_options()("help,h", "show this help")(
-      "input", po::value<std::string>(), "input activations, .npy float32 N x C x H x W")(
+  opts.add_options()("help,h", "show this help")("input", po::value<std::string>(),
+                                                 "input activations, .npy float32 N x C x H x W")(
       "shape", po::value<std::string>(), "random input of shape N,C,H,W")(
       "weights", po::value<std::string>(), "weights, .npy float32 K x C/groups x R x S")(
       "filter", po::value<std::string>(), "random weights for K,R,S filters")(
@@ -166,14 +166,13 @@ int run_conv2d(int argc, char** argv) {
     write_npy(vm["output"].as<std::string>(), {d.n, d.k, d.out_h(), d.out_w()}, y.data());
 
   if (vm.count("json")) {
-    std::string out = "{\"device\":" + json_string(last.device) +
-                      ",\"kernel\":" + json_string(last.kernel) +
-                      ",\"desc\":" + json_string(d.to_string()) +
-                      ",\"output_shape\":[" + std::to_string(d.n) + "," + std::to_string(d.k) +
-                      "," + std::to_string(d.out_h()) + "," + std::to_string(d.out_w()) +
-                      "],\"repeat\":" + std::to_string(repeat) +
-                      ",\"timer\":" + json_string(device_timed ? "device" : "wall") +
-                      ",\"ms\":" + json_number(ms) + ",\"gflops\":" + json_number(gflops);
+    std::string out =
+        "{\"device\":" + json_string(last.device) + ",\"kernel\":" + json_string(last.kernel) +
+        ",\"desc\":" + json_string(d.to_string()) + ",\"output_shape\":[" + std::to_string(d.n) +
+        "," + std::to_string(d.k) + "," + std::to_string(d.out_h()) + "," +
+        std::to_string(d.out_w()) + "],\"repeat\":" + std::to_string(repeat) +
+        ",\"timer\":" + json_string(device_timed ? "device" : "wall") +
+        ",\"ms\":" + json_number(ms) + ",\"gflops\":" + json_number(gflops);
     if (vm.count("check"))
       out += ",\"check\":{\"max_abs_error\":" + json_number(cmp.max_abs_error) +
              ",\"max_rel_error\":" + json_number(cmp.max_rel_error) +

@@ -54,7 +54,8 @@ int run_devices(int argc, char** argv) {
   for (const auto& p : engine.plugins()) {
     std::cout << "  " << (p.loaded ? "loaded   " : "REJECTED ") << p.path;
     if (!p.name.empty()) std::cout << " [" << p.name << " " << p.version << "]";
-    if (!p.reason.empty()) std::cout << (p.loaded ? " (" : ": ") << p.reason << (p.loaded ? ")" : "");
+    if (!p.reason.empty())
+      std::cout << (p.loaded ? " (" : ": ") << p.reason << (p.loaded ? ")" : "");
     std::cout << "\n";
   }
   std::cout << "devices:\n";
