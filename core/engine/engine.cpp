@@ -434,7 +434,7 @@ std::string Engine::resolve_device(const Conv2dDesc& desc, const RunOptions& opt
 bool Engine::save_profile() { return impl_->selector.save(); }
 
 std::string Engine::prepare(const Conv2dDesc& desc, const RunOptions& options) {
-  const std::string name = resolve_device(desc, options);
+  std::string name = resolve_device(desc, options);
   for (auto& d : impl_->devices)
     if (d->props.name == name) impl_->plan_for(*d, desc, desc.to_c());
   return name;
