@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One batched measurement session on the GPU test machine (H100 + 16 CPU
+# cores), covering the OpenGL race (vs cuDNN), the program cache's warm start,
+# the auto-selector against the per-layer oracle, and the CPU vs oneDNN.
+# Full logs go to OUT/logs.tgz, the summary to OUT/summary.txt.
+#   usage (repository root, after `source .devpkg/env.sh`):
+#     tools/device_session.sh OUT [STEP...]   steps: gl cache select cpu (default all)
+set -uo pipefail
+dest=${1:?usage: device_session.sh OUT [STEP...]}
+shift
+steps=${*:-gl cache select cpu}
+logs=$(mktemp -d)
+mkdir -p "$dest"
+export XDG_RUNTIME_DIR=$(mktemp -d)
+export SPARKLE_CACHE_DIR=$(mktemp -d)
+summary="$logs/summary.txt"
+save() { tar czf "$dest/logs.tgz" -C "$logs" . ; cp "$summary" "$dest/summary.txt"; }
+step() {  # name timeout command...: runs it, logs everything, notes exit and time
+  local name=$1 limit=$2
+  shift 2
+  local t0=$EPOCHREALTIME
+  echo "\$ $*" > "$logs/$name.txt"
+  timeout "$limit" "$@" >> "$logs/$name.txt" 2>&1
+  local rc=$?
+  local t1=$EPOCHREALTIME
+  printf '%-28s exit %3d  %7.2f s\n' "$name" "$rc" \
+    "$(python3 -c "print($t1 - $t0)")" >> "$summary"
+  save
+  return $rc
+}
+{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nproc;
+  grep -m1 'model name' /proc/cpuinfo; } > "$summary" 2>&1
+step devices 60 sparkle-run devices
+
+if [[ $steps == *cache* ]]; then
+  # Time to first result, cold then warm cache, two processes in a row.
+  for i in 1 2; do
+    step "warmstart-$i" 120 sparkle-run conv2d --shape 32,256,56,56 --filter 64,1,1 \
+      --device opengl --repeat 1 --warmup 0 --stats --output "$logs/y$i.npy"
+  done
+  cmp "$logs/y1.npy" "$logs/y2.npy" && echo "warm start output bit-identical" >> "$summary"
+  grep -h '"cache"' "$logs"/warmstart-*.txt >> "$summary"
+  rm -f "$logs"/y*.npy
+  step cache-warm-resnet50-b32 200 sparkle-run cache warm --suite resnet50 --batch 32 --device opengl
+  step cache-stats 30 sparkle-run cache stats
+fi
+
+if [[ $steps == *gl* ]]; then
+  step gl-b32 200 sparkle-run bench --suite resnet50 --batch 32 --device opengl --repeat 5 --json
+  step gl-b1 120 sparkle-run bench --suite resnet50 --batch 1 --device opengl --repeat 5 --json
+  SPARKLE_GL_KERNEL=naive step gl-naive-b32 300 sparkle-run bench --suite resnet50 --batch 32 \
+    --device opengl --repeat 3 --json
+  PYTHONUNBUFFERED=1 step cudnn 200 python3 bench/cudnn_reference.py bench/resnet50_v1_5.shapes \
+    --batch 1 32
+fi
+
+if [[ $steps == *select* ]]; then
+  for b in 1 32; do
+    step "select-resnet50-b$b" 400 python3 tools/selector_oracle.py sparkle-run --suite resnet50 \
+      --batch "$b" --repeat 3
+  done
+  step select-tiny 200 python3 tools/selector_oracle.py sparkle-run --shapes bench/tiny.shapes \
+    --batch 1 --repeat 5
+fi
+
+if [[ $steps == *cpu* ]] && command -v sparkle-bench-onednn > /dev/null; then
+  for b in 1 8; do
+    step "onednn-b$b" 300 sparkle-bench-onednn --batch "$b" --repeat 5
+  done
+fi
+
+for f in "$logs"/gl-*.txt; do
+  [[ -f $f ]] || continue
+  echo "$(basename "$f"): $(tail -n 1 "$f" | python3 -c 'import json,sys
+try:
+  d=json.loads(sys.stdin.read()); print("total %.3f ms, %.2f TFLOPS" % (d["total_ms"], d["total_gflops"]/1e3))
+except Exception as e: print("no JSON:", e)')" >> "$summary"
+done
+grep -h "auto total" "$logs"/select-*.txt >> "$summary" 2>/dev/null
+save
+cat "$summary"
