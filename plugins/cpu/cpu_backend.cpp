@@ -1,14 +1,16 @@
 // The oneTBB CPU backend: one device (the host), host-memory buffers that can
 // alias the caller's arrays, and synchronous execution on TBB's arena.
-#include <sparkle/plugin.hpp>
+#include <tbb/task_arena.h>
 
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <sparkle/plugin.hpp>
 #include <string>
 
 #include "conv2d_gemm.hpp"
 #include "cpu_info.hpp"
+#include "isa.hpp"
 
 #ifndef SPARKLE_CPU_BUILD_ID
 #define SPARKLE_CPU_BUILD_ID "dev"
@@ -21,8 +23,8 @@ using plugin::Error;
 
 class HostBuffer final : public plugin::Buffer {
  public:
-  explicit HostBuffer(size_t bytes) : owned_(new float[(bytes + 3) / 4]), data_(owned_.get()),
-                                      bytes_(bytes) {}
+  explicit HostBuffer(size_t bytes)
+      : owned_(new float[(bytes + 3) / 4]), data_(owned_.get()), bytes_(bytes) {}
   HostBuffer(void* host, size_t bytes) : data_(static_cast<float*>(host)), bytes_(bytes) {}
 
   void upload(size_t offset, const void* src, size_t bytes) override {
@@ -60,18 +62,27 @@ HostBuffer* host(plugin::Buffer* b, const char* name, size_t need_bytes) {
 
 class GemmPlan final : public plugin::Plan {
  public:
-  explicit GemmPlan(const sparkle_conv2d_desc& d) : d_(d) {}
-  const char* kernel_name() const override { return "cpu_implicit_gemm_6x16"; }
+  GemmPlan(const sparkle_conv2d_desc& d, Isa isa)
+      : d_(d),
+        kernels_(kernels_for(isa)),
+        tiling_(choose_tiling(d, kernels_, tbb::this_task_arena::max_concurrency())),
+        name_(std::string("cpu_gemm_") + kernels_.name) {}
+  const char* kernel_name() const override { return name_.c_str(); }
 
-  std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w,
-                                         plugin::Buffer* bias, plugin::Buffer* y) override {
+  std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
+                                         plugin::Buffer* y) override {
     const size_t f = sizeof(float);
     auto* hx = host(x, "x", static_cast<size_t>(d_.n * d_.c * d_.h * d_.w) * f);
     auto* hw = host(w, "w", static_cast<size_t>(d_.k * (d_.c / d_.groups) * d_.r * d_.s) * f);
     auto* hy = host(y, "y", static_cast<size_t>(d_.n * d_.k * d_.out_h * d_.out_w) * f);
     HostBuffer* hb = d_.has_bias ? host(bias, "bias", static_cast<size_t>(d_.k) * f) : nullptr;
     const auto start = std::chrono::steady_clock::now();
-    conv2d_gemm(d_, hx->data(), hw->data(), hb ? hb->data() : nullptr, hy->data());
+    // The arena may have changed size since planning (tbb::global_control).
+    const int threads = tbb::this_task_arena::max_concurrency();
+    const Tiling tiling =
+        threads == tiling_.threads ? tiling_ : choose_tiling(d_, kernels_, threads);
+    conv2d_gemm(d_, kernels_, tiling, hx->data(), hw->data(), hb ? hb->data() : nullptr,
+                hy->data());
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
@@ -80,11 +91,15 @@ class GemmPlan final : public plugin::Plan {
 
  private:
   sparkle_conv2d_desc d_;
+  const KernelSet& kernels_;
+  Tiling tiling_;
+  std::string name_;
 };
 
 class CpuDevice final : public plugin::Device {
  public:
-  void check_supported(const sparkle_conv2d_desc&) override {}  // every valid descriptor
+  // Every valid descriptor, on the ISA SPARKLE_CPU_ISA names (or the best).
+  void check_supported(const sparkle_conv2d_desc&) override { (void)selected_isa(); }
   std::unique_ptr<plugin::Buffer> create_buffer(size_t bytes) override {
     return std::make_unique<HostBuffer>(bytes);
   }
@@ -92,7 +107,7 @@ class CpuDevice final : public plugin::Device {
     return std::make_unique<HostBuffer>(host, bytes);
   }
   std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
-    return std::make_unique<GemmPlan>(d);
+    return std::make_unique<GemmPlan>(d, selected_isa());
   }
 };
 

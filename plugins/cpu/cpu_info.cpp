@@ -8,6 +8,9 @@
 #include <sstream>
 #include <string>
 
+#include "isa.hpp"
+#include "micro_kernel.hpp"
+
 namespace sparkle::cpu {
 namespace {
 
@@ -37,6 +40,17 @@ std::string isa_flags() {
   return flags.empty() ? "portable" : flags;
 }
 
+// The ISA the kernels will use, or why SPARKLE_CPU_ISA cannot be honoured
+// (listing devices must not fail; planning reports the error).
+std::string kernel_isa() {
+  try {
+    const Isa isa = selected_isa();
+    return std::string(isa_name(isa)) + " (" + kernels_for(isa).name + ")";
+  } catch (const plugin::Error& e) {
+    return std::string("error: ") + e.what();
+  }
+}
+
 }  // namespace
 
 plugin::DeviceEntry describe_host_cpu() {
@@ -47,12 +61,14 @@ plugin::DeviceEntry describe_host_cpu() {
   const std::string isa = isa_flags();
   e.description = model + " (" + std::to_string(threads) + " threads, oneTBB)";
   std::ostringstream fp;
-  fp << "cpu-" << std::hex << std::hash<std::string>{}(model + "|" + isa + "|" +
-                                                          std::to_string(threads));
+  fp << "cpu-" << std::hex
+     << std::hash<std::string>{}(model + "|" + isa + "|" + kernel_isa() + "|" +
+                                 std::to_string(threads));
   e.fingerprint = fp.str();
   e.properties = {{"model", model},
                   {"threads", std::to_string(threads)},
                   {"isa", isa},
+                  {"kernel_isa", kernel_isa()},
                   {"memory", "host"}};
   return e;
 }

@@ -1,0 +1,19 @@
+// Measured FP32 peak: FMA throughput with many independent accumulators,
+// one ISA at a time, on every thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sparkle::bench {
+
+struct PeakResult {
+  std::string isa;  // "avx512", "avx2", "portable"
+  int threads = 0;
+  double gflops = 0;
+};
+
+// Every ISA this CPU supports, best first. Runs for about seconds_each.
+std::vector<PeakResult> measure_fma_peaks(int threads, double seconds_each = 0.3);
+
+}  // namespace sparkle::bench

@@ -1,0 +1,417 @@
+// sparkle-bench-onednn: sparkle's CPU backend (through sparkle::Engine)
+// against oneDNN, side by side in one process, on the same inputs and with
+// the same thread count. oneDNN is used as an NCHW caller would use it: the
+// timed region reorders x from NCHW into oneDNN's chosen layout, runs the
+// convolution and reorders y back to NCHW; weights are reordered once,
+// outside the timed region. sparkle reads NCHW/KCRS directly and packs
+// nothing across calls, so no weight work is hidden on its side.
+#include <tbb/info.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <dnnl.hpp>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sparkle/engine.hpp>
+#include <sparkle/shapes.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "fma_peak.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string shapes;
+  int64_t batch = 1;
+  int repeat = 10;
+  std::string json;
+};
+
+[[noreturn]] void usage(const char* argv0, int code) {
+  std::fprintf(code == 0 ? stdout : stderr,
+               "usage: %s [--shapes FILE] [--batch N] [--repeat N] [--json FILE]\n"
+               "  sparkle's cpu device against oneDNN, per layer (medians of --repeat runs).\n"
+               "  Default shapes: %s\n",
+               argv0, SPARKLE_BENCH_DEFAULT_SHAPES);
+  std::exit(code);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  o.shapes = SPARKLE_BENCH_DEFAULT_SHAPES;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        usage(argv[0], 2);
+      }
+      return argv[++i];
+    };
+    try {
+      if (a == "--shapes") {
+        o.shapes = value();
+      } else if (a == "--batch") {
+        o.batch = std::stoll(value());
+      } else if (a == "--repeat") {
+        o.repeat = std::stoi(value());
+      } else if (a == "--json") {
+        o.json = value();
+      } else if (a == "-h" || a == "--help") {
+        usage(argv[0], 0);
+      } else {
+        std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+        usage(argv[0], 2);
+      }
+    } catch (const std::logic_error&) {
+      std::fprintf(stderr, "%s: not a number\n", a.c_str());
+      usage(argv[0], 2);
+    }
+  }
+  if (o.batch < 1 || o.repeat < 1) {
+    std::fprintf(stderr, "--batch and --repeat must be >= 1\n");
+    std::exit(2);
+  }
+  return o;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// One convolution as an NCHW caller runs it through oneDNN.
+class OnednnConv {
+ public:
+  OnednnConv(dnnl::engine& eng, const sparkle::Conv2dDesc& d, const std::vector<float>& w,
+             const std::vector<float>& bias)
+      : eng_(eng), stream_(eng) {
+    using namespace dnnl;
+    using tag = memory::format_tag;
+    using dt = memory::data_type;
+    const memory::dims src = {d.n, d.c, d.h, d.w};
+    const memory::dims dst = {d.n, d.k, d.out_h(), d.out_w()};
+    const memory::dims wei = d.groups == 1
+                                 ? memory::dims{d.k, d.c, d.r, d.s}
+                                 : memory::dims{d.groups, d.k / d.groups, d.c / d.groups, d.r, d.s};
+    const memory::dims strides = {d.stride_h, d.stride_w};
+    const memory::dims dil = {d.dilation_h - 1, d.dilation_w - 1};  // oneDNN counts gaps
+    const memory::dims pad_l = {d.pad_top, d.pad_left}, pad_r = {d.pad_bottom, d.pad_right};
+    user_src_md_ = memory::desc(src, dt::f32, tag::nchw);
+    user_dst_md_ = memory::desc(dst, dt::f32, tag::nchw);
+    const auto user_wei_md = memory::desc(wei, dt::f32, d.groups == 1 ? tag::oihw : tag::goihw);
+    const auto any_src = memory::desc(src, dt::f32, tag::any);
+    const auto any_dst = memory::desc(dst, dt::f32, tag::any);
+    const auto any_wei = memory::desc(wei, dt::f32, tag::any);
+    primitive_attr attr;
+    if (d.relu) {
+      post_ops ops;
+      ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+      attr.set_post_ops(ops);
+    }
+    auto cd =
+        d.has_bias
+            ? convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct,
+                                        any_src, any_wei, memory::desc({d.k}, dt::f32, tag::x),
+                                        any_dst, strides, dil, pad_l, pad_r)
+            : convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct,
+                                        any_src, any_wei, any_dst, strides, dil, pad_l, pad_r);
+    pd_ = convolution_forward::primitive_desc(cd, attr, eng_);
+    conv_ = convolution_forward(pd_);
+    impl_ = pd_.impl_info_str();
+
+    // Weights: reordered once, outside the timed region.
+    memory user_w(user_wei_md, eng_, const_cast<float*>(w.data()));
+    weights_ = memory(pd_.weights_desc(), eng_);
+    if (pd_.weights_desc() != user_wei_md) {
+      reorder(user_w, weights_).execute(stream_, user_w, weights_);
+    } else {
+      weights_ = user_w;
+    }
+    if (d.has_bias) bias_ = memory(pd_.bias_desc(), eng_, const_cast<float*>(bias.data()));
+    src_reorder_ = pd_.src_desc() != user_src_md_;
+    dst_reorder_ = pd_.dst_desc() != user_dst_md_;
+    if (src_reorder_) {
+      src_ = memory(pd_.src_desc(), eng_);
+      to_blocked_ = reorder(memory(user_src_md_, eng_, nullptr), src_);
+    }
+    if (dst_reorder_) {
+      dst_ = memory(pd_.dst_desc(), eng_);
+      to_nchw_ = reorder(dst_, memory(user_dst_md_, eng_, nullptr));
+    }
+    stream_.wait();
+  }
+
+  // x (NCHW) in, y (NCHW) out; every reorder of activations included.
+  void run(const float* x, float* y) {
+    using namespace dnnl;
+    memory ux(user_src_md_, eng_, const_cast<float*>(x));
+    memory uy(user_dst_md_, eng_, y);
+    const memory& s = src_reorder_ ? src_ : ux;
+    const memory& o = dst_reorder_ ? dst_ : uy;
+    if (src_reorder_) to_blocked_.execute(stream_, ux, src_);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, o}};
+    if (bias_) args.insert({DNNL_ARG_BIAS, bias_});
+    conv_.execute(stream_, args);
+    if (dst_reorder_) to_nchw_.execute(stream_, dst_, uy);
+    stream_.wait();
+  }
+
+  const std::string& impl() const { return impl_; }
+  std::string layouts() const {
+    return std::string(src_reorder_ ? "x reordered" : "x nchw") + ", " +
+           (dst_reorder_ ? "y reordered" : "y nchw");
+  }
+
+ private:
+  dnnl::engine& eng_;
+  dnnl::stream stream_;
+  dnnl::convolution_forward::primitive_desc pd_;
+  dnnl::convolution_forward conv_;
+  dnnl::memory::desc user_src_md_, user_dst_md_;
+  dnnl::memory weights_, bias_, src_, dst_;
+  dnnl::reorder to_blocked_, to_nchw_;
+  bool src_reorder_ = false, dst_reorder_ = false;
+  std::string impl_;
+};
+
+struct Row {
+  std::string name;
+  int64_t count = 1;
+  double flops = 0;
+  double sparkle_ms = 0, onednn_ms = 0;
+  double max_rel_diff = 0;
+  std::string kernel, onednn_impl;
+};
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+std::string now_utc() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// The 1-minute load average: other processes on the machine skew both
+// libraries' timings (OpenMP's much more, when a core is taken away).
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string first;
+  in >> first;
+  return first.empty() ? "?" : first;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse(argc, argv);
+  const int threads = tbb::info::default_concurrency();
+  // Debian's oneDNN uses OpenMP, which reads OMP_NUM_THREADS when it loads:
+  // re-run this program with it set to TBB's count unless it already is.
+  const std::string want = std::to_string(threads);
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  if (omp == nullptr || want != omp) {
+    setenv("OMP_NUM_THREADS", want.c_str(), 1);
+    execv("/proc/self/exe", argv);
+    std::perror("re-exec with OMP_NUM_THREADS");
+    return 1;
+  }
+
+  try {
+    const auto layers = sparkle::read_shapes_file(opt.shapes, opt.batch);
+    const std::string load_before = load_average();
+    sparkle::Engine engine;
+    std::string isa = "?";
+    for (const auto& dev : engine.devices())
+      if (dev.name == "cpu:0")
+        for (const auto& [k, v] : dev.properties)
+          if (k == "kernel_isa") isa = v.substr(0, v.find(' '));
+    dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    const auto* ver = dnnl::version();
+
+    std::fprintf(stderr, "measuring the FMA peak on %d threads...\n", threads);
+    auto peaks = sparkle::bench::measure_fma_peaks(threads);
+    for (int trial = 0; trial < 2; ++trial) {  // best of 3: the machine may be shared
+      auto again = sparkle::bench::measure_fma_peaks(threads);
+      for (size_t i = 0; i < peaks.size(); ++i)
+        peaks[i].gflops = std::max(peaks[i].gflops, again[i].gflops);
+    }
+    double sparkle_peak = 0, best_peak = 0;
+    for (const auto& p : peaks) {
+      if (p.isa == isa) sparkle_peak = p.gflops;
+      best_peak = std::max(best_peak, p.gflops);
+    }
+    if (sparkle_peak == 0) sparkle_peak = best_peak;
+
+    std::mt19937 rng(12345);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<Row> rows;
+    for (size_t li = 0; li < layers.size(); ++li) {
+      const auto& L = layers[li];
+      const auto& d = L.desc;
+      std::fprintf(stderr, "[%zu/%zu] %s %s\n", li + 1, layers.size(), L.name.c_str(),
+                   d.to_string().c_str());
+      std::vector<float> x(static_cast<size_t>(d.input_elements()));
+      std::vector<float> w(static_cast<size_t>(d.weight_elements()));
+      std::vector<float> b(static_cast<size_t>(d.bias_elements()));
+      for (auto* v : {&x, &w, &b})
+        for (auto& e : *v) e = dist(rng);
+      std::vector<float> ys(static_cast<size_t>(d.output_elements()), NAN);
+      std::vector<float> yd(ys.size(), NAN);
+
+      OnednnConv dconv(eng, d, w, b);
+      sparkle::RunOptions ro;
+      ro.device = "cpu";
+      Row row;
+      row.name = L.name;
+      row.count = L.count;
+      row.flops = d.flops();
+      // Each library runs its repeats back to back, as an application calling
+      // it in a loop would; a pause in between lets the other library's
+      // worker threads (TBB, OpenMP) stop spinning first, since on few cores
+      // a spinning idle pool steals time from the one that works. Warm-up
+      // runs (plans, page faults, caches) are not timed.
+      std::vector<double> ts, td;
+      // Warm-up: untimed runs for at least 100 ms (and 2 runs), so that clocks,
+      // caches and the thread pools are in their steady state.
+      auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(10)); };
+      auto warm_up = [](auto&& fn) {
+        const auto t0 = Clock::now();
+        for (int i = 0; i < 2 || ms_since(t0) < 100.0; ++i) fn();
+      };
+      pause();
+      row.kernel = engine.conv2d(d, x, w, b, ys, ro).kernel;
+      warm_up([&] { engine.conv2d(d, x, w, b, ys, ro); });
+      for (int r = 0; r < opt.repeat; ++r) {
+        const auto t0 = Clock::now();
+        engine.conv2d(d, x, w, b, ys, ro);
+        ts.push_back(ms_since(t0));
+      }
+      pause();
+      warm_up([&] { dconv.run(x.data(), yd.data()); });
+      for (int r = 0; r < opt.repeat; ++r) {
+        const auto t0 = Clock::now();
+        dconv.run(x.data(), yd.data());
+        td.push_back(ms_since(t0));
+      }
+      row.sparkle_ms = median(ts);
+      row.onednn_ms = median(td);
+      row.onednn_impl = dconv.impl() + " (" + dconv.layouts() + ")";
+      double max_diff = 0, max_mag = 0;
+      for (size_t i = 0; i < ys.size(); ++i) {
+        const double diff = std::fabs(static_cast<double>(ys[i]) - yd[i]);
+        max_diff = std::isnan(diff) ? INFINITY : std::max(max_diff, diff);
+        max_mag = std::max(max_mag, std::fabs(static_cast<double>(yd[i])));
+      }
+      row.max_rel_diff = max_mag > 0 ? max_diff / max_mag : max_diff;
+      rows.push_back(row);
+    }
+
+    // Report.
+    std::printf(
+        "sparkle %s vs oneDNN %d.%d.%d (%s), %s, batch %lld, %d threads "
+        "(TBB default; OMP_NUM_THREADS=%d for oneDNN), median of %d runs\n",
+        sparkle::version(), ver->major, ver->minor, ver->patch, ver->hash, now_utc().c_str(),
+        static_cast<long long>(opt.batch), threads, threads, opt.repeat);
+    std::printf("cpu: %s; load average %s before, %s after\n", cpu_model().c_str(),
+                load_before.c_str(), load_average().c_str());
+    for (const auto& p : peaks)
+      std::printf("measured FP32 FMA peak, %-8s %2d threads: %8.1f GFLOPS\n", p.isa.c_str(),
+                  p.threads, p.gflops);
+    std::printf(
+        "sparkle kernel ISA: %s (peak %.1f GFLOPS); oneDNN figures use the best peak "
+        "%.1f GFLOPS\n\n",
+        isa.c_str(), sparkle_peak, best_peak);
+    std::printf("%-10s %5s %10s %8s %6s %10s %8s %6s %7s %9s  %s\n", "layer", "count", "sparkle",
+                "GFLOPS", "%peak", "oneDNN", "GFLOPS", "%peak", "ratio", "max rel", "oneDNN impl");
+    double tot_s = 0, tot_d = 0, tot_f = 0, worst_ratio = INFINITY, worst_diff = 0;
+    std::string worst_layer;
+    for (const auto& r : rows) {
+      const double gs = r.flops / r.sparkle_ms * 1e-6, gd = r.flops / r.onednn_ms * 1e-6;
+      const double ratio = r.onednn_ms / r.sparkle_ms;
+      std::printf("%-10s %5lld %8.3fms %8.1f %5.1f%% %8.3fms %8.1f %5.1f%% %7.3f %9.2e  %s\n",
+                  r.name.c_str(), static_cast<long long>(r.count), r.sparkle_ms, gs,
+                  100 * gs / sparkle_peak, r.onednn_ms, gd, 100 * gd / best_peak, ratio,
+                  r.max_rel_diff, r.onednn_impl.c_str());
+      tot_s += r.sparkle_ms * static_cast<double>(r.count);
+      tot_d += r.onednn_ms * static_cast<double>(r.count);
+      tot_f += r.flops * static_cast<double>(r.count);
+      if (ratio < worst_ratio) worst_ratio = ratio, worst_layer = r.name;
+      worst_diff = std::max(worst_diff, r.max_rel_diff);
+    }
+    const double gs = tot_f / tot_s * 1e-6, gd = tot_f / tot_d * 1e-6;
+    std::printf(
+        "\ntotal (sum of median x count): sparkle %.3f ms (%.1f GFLOPS, %.1f%% of peak), "
+        "oneDNN %.3f ms (%.1f GFLOPS, %.1f%% of peak)\n",
+        tot_s, gs, 100 * gs / sparkle_peak, tot_d, gd, 100 * gd / best_peak);
+    std::printf("total ratio oneDNN/sparkle: %.3f; worst layer %s at %.3f; max rel diff %.2e\n",
+                tot_d / tot_s, worst_layer.c_str(), worst_ratio, worst_diff);
+    const bool pass = tot_s <= tot_d && worst_ratio >= 0.8 && worst_diff < 1e-4;
+    std::printf("acceptance (total <= oneDNN, every layer >= 0.8x, outputs agree): %s\n",
+                pass ? "MET" : "NOT MET");
+
+    if (!opt.json.empty()) {
+      std::ofstream js(opt.json);
+      js << "{\n  \"date\": \"" << now_utc() << "\",\n  \"cpu\": \"" << json_escape(cpu_model())
+         << "\",\n  \"load_average_before\": \"" << load_before << "\",\n  \"threads\": " << threads
+         << ",\n  \"batch\": " << opt.batch << ",\n  \"repeat\": " << opt.repeat
+         << ",\n  \"shapes\": \"" << json_escape(opt.shapes) << "\",\n  \"onednn_version\": \""
+         << ver->major << "." << ver->minor << "." << ver->patch << "\",\n  \"sparkle_isa\": \""
+         << isa << "\",\n  \"peaks_gflops\": {";
+      for (size_t i = 0; i < peaks.size(); ++i)
+        js << (i ? ", " : "") << "\"" << peaks[i].isa << "\": " << peaks[i].gflops;
+      js << "},\n  \"layers\": [\n";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const auto& r = rows[i];
+        js << "    {\"name\": \"" << r.name << "\", \"count\": " << r.count
+           << ", \"gflop\": " << r.flops * 1e-9 << ", \"sparkle_ms\": " << r.sparkle_ms
+           << ", \"onednn_ms\": " << r.onednn_ms << ", \"ratio\": " << r.onednn_ms / r.sparkle_ms
+           << ", \"max_rel_diff\": " << r.max_rel_diff << ", \"sparkle_kernel\": \""
+           << json_escape(r.kernel) << "\", \"onednn_impl\": \"" << json_escape(r.onednn_impl)
+           << "\"}" << (i + 1 < rows.size() ? "," : "") << "\n";
+      }
+      js << "  ],\n  \"total\": {\"sparkle_ms\": " << tot_s << ", \"onednn_ms\": " << tot_d
+         << ", \"ratio\": " << tot_d / tot_s << ", \"worst_layer\": \"" << worst_layer
+         << "\", \"worst_ratio\": " << worst_ratio
+         << ", \"acceptance\": " << (pass ? "true" : "false") << "}\n}\n";
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparkle-bench-onednn: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,88 @@
+// SPARKLE_CPU_ISA: a forced ISA shows in the kernel name and the device
+// properties; an unknown name or an ISA this CPU lacks is an error that names
+// the variable, never a silent fallback to another ISA.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "common/test_data.hpp"
+
+using namespace sparkle;
+
+namespace {
+
+struct ForcedIsa {
+  explicit ForcedIsa(const char* value) { setenv("SPARKLE_CPU_ISA", value, 1); }
+  ~ForcedIsa() { unsetenv("SPARKLE_CPU_ISA"); }
+};
+
+Conv2dDesc small_desc() {
+  Conv2dDesc d;
+  d.n = 1, d.c = 3, d.h = 5, d.w = 5, d.k = 4, d.r = 3, d.s = 3;
+  return d;
+}
+
+// Runs one small convolution on a fresh engine (plans are cached per engine).
+RunResult run_once() {
+  Engine engine;
+  const Conv2dDesc d = small_desc();
+  std::mt19937_64 rng(test::fresh_seed());
+  const auto x = test::random_tensor(d.input_elements(), rng);
+  const auto w = test::random_tensor(d.weight_elements(), rng);
+  auto y = test::poisoned(d.output_elements());
+  RunOptions opts;
+  opts.device = "cpu";
+  return engine.conv2d(d, x, w, {}, y, opts);
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+TEST_CASE("a forced portable ISA shows in the kernel name and the device properties") {
+  ForcedIsa isa("portable");
+  CHECK(run_once().kernel.find("portable") != std::string::npos);
+  Engine engine;
+  bool found = false;
+  for (const auto& dev : engine.devices())
+    for (const auto& [key, value] : dev.properties)
+      if (dev.backend == "cpu" && key == "kernel_isa") {
+        found = true;
+        CHECK(value.rfind("portable", 0) == 0);
+      }
+  CHECK(found);
+}
+
+TEST_CASE("an unknown SPARKLE_CPU_ISA is an error naming the variable") {
+  ForcedIsa isa("sse9");
+  try {
+    run_once();
+    FAIL("no error for SPARKLE_CPU_ISA=sse9");
+  } catch (const Error& e) {
+    CAPTURE(e.what());
+    CHECK(std::string(e.what()).find("SPARKLE_CPU_ISA=sse9") != std::string::npos);
+  }
+}
+
+TEST_CASE("forcing an ISA this CPU lacks is an error, not a fallback") {
+  if (cpu_has_avx512()) {
+    MESSAGE("this CPU has AVX-512; nothing to check");
+    return;
+  }
+  ForcedIsa isa("avx512");
+  try {
+    run_once();
+    FAIL("no error for SPARKLE_CPU_ISA=avx512 on a CPU without AVX-512");
+  } catch (const Error& e) {
+    CAPTURE(e.what());
+    CHECK(std::string(e.what()).find("SPARKLE_CPU_ISA=avx512") != std::string::npos);
+  }
+}
