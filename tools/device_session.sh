@@ -65,7 +65,8 @@ fi
 
 if [[ $steps == *cpu* ]] && command -v sparkle-bench-onednn > /dev/null; then
   for b in 1 8; do
-    step "onednn-b$b" 300 sparkle-bench-onednn --batch "$b" --repeat 5
+    step "onednn-b$b" 300 sparkle-bench-onednn --shapes bench/resnet50_v1_5.shapes --batch "$b" \
+      --repeat 5
   done
 fi
 
