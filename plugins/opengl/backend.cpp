@@ -16,6 +16,7 @@
 
 #include "gl_context.hpp"
 #include "gl_device.hpp"
+#include "program_cache.hpp"
 #include "shader_templates.hpp"
 
 namespace sparkle::opengl {
@@ -258,13 +259,14 @@ std::string build_id() {
   return std::string("opengl-") + SPARKLE_OPENGL_VERSION + "-" + shader_build_id();
 }
 
-const char* build_id_cstr() {
+}  // namespace
+
+const char* plugin_build_id() {
   static const std::string id = build_id();
   return id.c_str();
 }
 
-}  // namespace
 }  // namespace sparkle::opengl
 
 SPARKLE_DEFINE_PLUGIN(sparkle::opengl::GlBackend, "opengl", SPARKLE_OPENGL_VERSION,
-                      sparkle::opengl::build_id_cstr())
+                      sparkle::opengl::plugin_build_id())

@@ -2,9 +2,12 @@
 #include "gl_context.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <vector>
+
+#include "program_cache.hpp"
 
 namespace sparkle::opengl {
 
@@ -111,7 +114,8 @@ void check_gl(const GladGLContext& gl, const char* what) {
 }
 
 GlContext::GlContext(EGLDisplay display, bool software_hint, std::string label)
-    : label_(std::move(label)) {
+    : label_(std::move(label)),
+      programs_(std::make_unique<ProgramCache>(program_cache_capacity())) {
   std::promise<void> ready;
   auto started = ready.get_future();
   thread_ = std::thread(&GlContext::run, this, display, software_hint, std::move(ready));
@@ -130,6 +134,17 @@ GlContext::~GlContext() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void GlContext::delete_program(GLuint id) {
+  auto drop = [this, id] {
+    if (context_ != EGL_NO_CONTEXT && gl_.DeleteProgram != nullptr) gl_.DeleteProgram(id);
+  };
+  if (on_gl_thread()) {
+    drop();
+  } else {
+    push(drop);  // FIFO: a dispatch already queued that uses the program runs first
+  }
 }
 
 void GlContext::push(std::function<void()> task) {
@@ -231,6 +246,7 @@ void GlContext::query_info(bool software_hint) {
   info_.max_ssbo_block_bytes = block;
   GLint nformats = 0;
   gl.GetIntegerv(GL_NUM_PROGRAM_BINARY_FORMATS, &nformats);
+  info_.binary_format_count = nformats > 0 ? nformats : 0;
   if (nformats > 0) {
     std::vector<GLint> formats(static_cast<size_t>(nformats));
     gl.GetIntegerv(GL_PROGRAM_BINARY_FORMATS, formats.data());
@@ -281,11 +297,10 @@ void GlContext::query_info(bool software_hint) {
 }
 
 void GlContext::destroy() {
+  // Every plan holds the context, so only the cache holds programs now: they
+  // are deleted here, on the GL thread, while the context is current.
+  programs_.reset();
   if (context_ != EGL_NO_CONTEXT) {
-    if (gl_.DeleteProgram != nullptr) {
-      for (auto& [key, program] : programs_) gl_.DeleteProgram(program);
-    }
-    programs_.clear();
     eglMakeCurrent(display_, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);
     eglDestroyContext(display_, context_);
     context_ = EGL_NO_CONTEXT;

@@ -9,11 +9,11 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <sparkle/live_cache.hpp>
 #include <sparkle/plugin.hpp>
 #include <string>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 
 #include "glad_egl.h"
@@ -21,13 +21,18 @@
 
 namespace sparkle::opengl {
 
+class Program;  // program_cache.hpp
+// Live programs of one context, keyed by kernel name + '\n' + source.
+using ProgramCache = LiveCache<std::string, Program>;
+
 // What the driver reports; read once when the context starts.
 struct GlInfo {
   std::string vendor;
   std::string renderer;
   std::string version;
   std::string glsl_version;
-  std::string binary_formats;  // "0x875f,..." or "none"
+  std::string binary_formats;   // "0x875f,..." or "none"
+  int binary_format_count = 0;  // GL_NUM_PROGRAM_BINARY_FORMATS
   int64_t max_invocations = 0;
   int64_t max_size[3] = {0, 0, 0};
   int64_t max_count[3] = {0, 0, 0};
@@ -72,7 +77,13 @@ class GlContext {
 
   // GL thread only.
   const GladGLContext& gl() const { return gl_; }
-  std::unordered_map<std::string, GLuint>& program_map() { return programs_; }
+
+  // Any thread. The live programs (see program_cache.hpp); emptied on the GL
+  // thread when the context is destroyed.
+  ProgramCache& programs() { return *programs_; }
+  // Any thread: glDeleteProgram(id) now on the GL thread, else queued behind
+  // the work already submitted (which may still use the program).
+  void delete_program(GLuint id);
 
   const GlInfo& info() const { return info_; }
   const std::string& label() const { return label_; }
@@ -89,7 +100,7 @@ class GlContext {
   GladGLContext gl_{};
   EGLDisplay display_ = EGL_NO_DISPLAY;
   EGLContext context_ = EGL_NO_CONTEXT;
-  std::unordered_map<std::string, GLuint> programs_;
+  std::unique_ptr<ProgramCache> programs_;
 
   std::mutex mutex_;
   std::condition_variable cv_;

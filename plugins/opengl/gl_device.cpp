@@ -8,8 +8,6 @@
 #include <limits>
 #include <string>
 
-#include "program_cache.hpp"
-
 namespace sparkle::opengl {
 
 using plugin::Error;
@@ -239,12 +237,12 @@ int64_t GlFence::elapsed_ns() { return state_->complete ? state_->elapsed_ns : -
 // ---- GlPlan -----------------------------------------------------------------
 
 GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
-               GLuint program, GLuint reduce_program, std::unique_ptr<GlBuffer> workspace)
+               ProgramPtr program, ProgramPtr reduce_program, std::unique_ptr<GlBuffer> workspace)
     : ctx_(std::move(ctx)),
       desc_(desc),
       kernel_(std::move(kernel)),
-      program_(program),
-      reduce_program_(reduce_program),
+      program_(std::move(program)),
+      reduce_program_(std::move(reduce_program)),
       workspace_(std::move(workspace)) {
   max_groups_x_ = dispatch_limit(ctx_->info().max_count[0]);
   max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
@@ -284,11 +282,15 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
   }
 
   auto state = std::make_shared<FenceState>();
-  const GLuint program = program_, reduce_program = reduce_program_;
+  // The closure holds the programs: a plan destroyed before the dispatch runs
+  // cannot delete them under it.
+  const ProgramPtr main_program = program_, reduce_program_ref = reduce_program_;
   const GLuint workspace = workspace_ ? workspace_->id() : 0;
   const uint64_t main_groups = kernel_.total_groups, reduce_groups = kernel_.reduce_groups;
   const uint64_t max_x = max_groups_x_, max_y = max_groups_y_;
   std::future<void> submitted = ctx_->submit([=](GlContext& c) {
+    const GLuint program = main_program->id();
+    const GLuint reduce_program = reduce_program_ref ? reduce_program_ref->id() : 0;
     const auto& gl = c.gl();
     const bool timer = c.info().timer_queries;
     clear_gl_errors(gl);
@@ -384,10 +386,8 @@ std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d
   check_supported(d);
   const GlInfo& info = ctx_->info();
   Conv2dKernel kernel = select_kernel(d, info);
-  auto build = [this](const Conv2dKernel& k) {
-    return ctx_->call([&k](GlContext& c) { return compile_program(c, k.name, k.source); });
-  };
-  GLuint program = 0;
+  auto build = [this](const Conv2dKernel& k) { return compile_program(*ctx_, k.name, k.source); };
+  ProgramPtr program;
   try {
     program = build(kernel);
   } catch (const Error& e) {
@@ -401,18 +401,16 @@ std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d
     kernel = make_naive_kernel(d, info);
     program = build(kernel);
   }
-  GLuint reduce_program = 0;
+  ProgramPtr reduce_program;
   std::unique_ptr<GlBuffer> workspace;
   if (kernel.split_k > 1) {
-    reduce_program = ctx_->call([&kernel](GlContext& c) {
-      return compile_program(c, kernel.reduce_name, kernel.reduce_source);
-    });
+    reduce_program = compile_program(*ctx_, kernel.reduce_name, kernel.reduce_source);
     const size_t ws_bytes = static_cast<size_t>(kernel.split_k) *
                             static_cast<size_t>(d.n * d.k * d.out_h * d.out_w) * sizeof(float);
     workspace = std::make_unique<GlBuffer>(ctx_, ws_bytes);
   }
-  return std::make_unique<GlPlan>(ctx_, d, std::move(kernel), program, reduce_program,
-                                  std::move(workspace));
+  return std::make_unique<GlPlan>(ctx_, d, std::move(kernel), std::move(program),
+                                  std::move(reduce_program), std::move(workspace));
 }
 
 }  // namespace sparkle::opengl

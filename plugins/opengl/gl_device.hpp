@@ -10,6 +10,7 @@
 
 #include "conv2d_kernels.hpp"
 #include "gl_context.hpp"
+#include "program_cache.hpp"
 
 namespace sparkle::opengl {
 
@@ -61,17 +62,19 @@ class GlPlan final : public plugin::Plan {
  public:
   // reduce_program and workspace are used only when kernel.split_k > 1.
   GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
-         GLuint program, GLuint reduce_program, std::unique_ptr<GlBuffer> workspace);
+         ProgramPtr program, ProgramPtr reduce_program, std::unique_ptr<GlBuffer> workspace);
   const char* kernel_name() const override { return kernel_.name.c_str(); }
   std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
                                          plugin::Buffer* y) override;
 
  private:
-  std::shared_ptr<GlContext> ctx_;
+  std::shared_ptr<GlContext> ctx_;  // first: destroyed after the programs
   sparkle_conv2d_desc desc_;
   Conv2dKernel kernel_;
-  GLuint program_;
-  GLuint reduce_program_;
+  // Shared with the context's program cache, which never evicts them while
+  // the plan lives.
+  ProgramPtr program_;
+  ProgramPtr reduce_program_;
   std::unique_ptr<GlBuffer> workspace_;  // split-K partial sums
   uint64_t max_groups_x_;
   uint64_t max_groups_y_;
