@@ -8,6 +8,8 @@
 //    since it was last measured. Each exploration costs at most
 //    (rho - 1) x best, once per kExplorePeriod * rho calls: under
 //    1 / kExplorePeriod (4%) of the total however slow the device is;
+//  - first look: a device with no measurement in a bucket, estimated within
+//    3x of the best, is tried once from the bucket's second call on;
 //  - split: a batch is divided across devices in proportion to their
 //    estimated throughput when that is predicted at least 15% faster.
 #include "select/selector.hpp"
@@ -27,6 +29,7 @@ constexpr double kAlpha = 0.3;
 constexpr double kDriftFactor = 2.0;
 constexpr int kDriftCount = 3;
 constexpr double kExplorePeriod = 25;
+constexpr double kFirstLookFactor = 3;
 constexpr double kSplitGain = 0.85;
 constexpr const char* kProfileHeader = "sparkle-selector-profile 1";
 
@@ -177,7 +180,21 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
   const Scored best = scored.front();
   size_t pick = best.index;
 
+  // First look: from the second call in a bucket on, a device never measured
+  // there is tried once if the model puts it within kFirstLookFactor of the
+  // best, so that a pessimistic prior cannot hide a faster device for long.
+  // Bounded: once per (device, bucket), at most kFirstLookFactor x one call.
+  if (call >= 2) {
+    for (size_t i = 1; i < scored.size() && !choice.explored; ++i) {
+      if (scored[i].samples == 0 && scored[i].ms <= kFirstLookFactor * best.ms) {
+        pick = scored[i].index;
+        choice.explored = true;
+      }
+    }
+  }
+
   // Exploration: the most overdue device, if any is due.
+  const bool first_look = choice.explored;
   double most_overdue = 1.0;
   for (size_t i = 1; i < scored.size(); ++i) {
     const auto& s = scored[i];
@@ -185,7 +202,7 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
     auto l = learned_.find({candidates[s.index].fingerprint, op.bucket});
     const int64_t since = call - (l != learned_.end() ? l->second.last_measured_at : 0);
     const double overdue = static_cast<double>(since) / (kExplorePeriod * rho);
-    if (overdue >= most_overdue) {
+    if (!first_look && overdue >= most_overdue) {
       most_overdue = overdue;
       pick = s.index;
       choice.explored = true;
