@@ -451,9 +451,9 @@ RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::
   const sparkle_conv2d_desc cdesc = desc.to_c();
   Impl::Device* named = impl_->resolve_named(desc, cdesc, options);
   if (named == nullptr) return impl_->run_auto(desc, cdesc, x, w, bias, y, options.explain);
-  // Explicit choices teach the selector too, so that a device the caller
-  // tried by name is known to later auto calls (calibrated once if new).
-  impl_->calibrate(*named);
+  // Explicit choices teach the selector too once it has a model of the
+  // device. Calibrating here instead would make a named-device call run
+  // (and, on GPUs, compile) the probes behind the caller's back.
   RunResult result = impl_->run_on(*named, desc, x, w, bias, y);
   impl_->selector.record(named->props.fingerprint, desc, cost_ms(result));
   if (options.explain) result.explanation = {"selected: " + named->props.name + " (requested)"};
