@@ -35,11 +35,7 @@ TEST_CASE("every device matches the float64 reference on odd shapes") {
       opts.device = device;
       const auto result = engine.conv2d(d, x, w, b, y, opts);
       CHECK(result.device == (device.find(':') == std::string::npos ? device + ":0" : device));
-      std::vector<double> want(y.size()), magnitude(y.size());
-      reference_conv2d(d, x.data(), w.data(), b.empty() ? nullptr : b.data(), want.data(),
-                       magnitude.data());
-      const auto cmp =
-          compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
+      const auto cmp = test::compare_with_reference(d, x, w, b, y);
       CAPTURE(result.kernel);
       CAPTURE(cmp.worst_index);
       CHECK(cmp.non_finite == 0);
@@ -66,10 +62,7 @@ TEST_CASE("the same plan reused across calls gives fresh results") {
       RunOptions opts;
       opts.device = device;
       engine.conv2d(d, x, w, {}, y, opts);
-      std::vector<double> want(y.size()), magnitude(y.size());
-      reference_conv2d(d, x.data(), w.data(), nullptr, want.data(), magnitude.data());
-      const auto cmp =
-          compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
+      const auto cmp = test::compare_with_reference(d, x, w, {}, y);
       CHECK(cmp.non_finite == 0);
       CHECK(cmp.max_rel_error <= kTolerance);
     }

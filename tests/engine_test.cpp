@@ -79,9 +79,7 @@ TEST_CASE("many threads can run convolutions on one engine at once") {
         RunOptions opts;
         opts.device = "cpu";
         engine.conv2d(d, x, w, {}, y, opts);
-        std::vector<double> want(y.size()), mag(y.size());
-        reference_conv2d(d, x.data(), w.data(), nullptr, want.data(), mag.data());
-        const auto c = compare(y.data(), want.data(), mag.data(), static_cast<int64_t>(y.size()));
+        const auto c = test::compare_with_reference(d, x, w, {}, y);
         if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
       }
     });

@@ -77,7 +77,6 @@ struct Engine::Impl {
   struct Device {
     const sparkle_plugin* api = nullptr;
     DeviceProperties props;
-    sparkle_device_kind kind = SPARKLE_DEVICE_CPU;
     std::once_flag open_once;
     std::once_flag calibrate_once;
     std::once_flag pool_once;
@@ -103,7 +102,6 @@ struct Engine::Impl {
         }
         auto d = std::make_unique<Device>();
         d->api = plugin.api;
-        d->kind = info.kind;
         d->props.backend = plugin.api->name;
         d->props.index = i;
         d->props.name = d->props.backend + ":" + std::to_string(i);

@@ -13,6 +13,15 @@ uint64_t fresh_seed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
+Comparison compare_with_reference(const Conv2dDesc& d, const std::vector<float>& x,
+                                  const std::vector<float>& w, const std::vector<float>& b,
+                                  const std::vector<float>& y) {
+  std::vector<double> want(y.size()), magnitude(y.size());
+  reference_conv2d(d, x.data(), w.data(), b.empty() ? nullptr : b.data(), want.data(),
+                   magnitude.data());
+  return compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
+}
+
 namespace {
 
 Conv2dDesc make(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t r, int64_t s,

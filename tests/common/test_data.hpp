@@ -25,6 +25,12 @@ inline std::vector<float> poisoned(int64_t count) {
   return std::vector<float>(static_cast<size_t>(count), std::numeric_limits<float>::quiet_NaN());
 }
 
+// y against the float64 reference of (d, x, w, b); b may be empty when
+// !d.has_bias. NaN/Inf elements (poison left unwritten) count as non-finite.
+Comparison compare_with_reference(const Conv2dDesc& d, const std::vector<float>& x,
+                                  const std::vector<float>& w, const std::vector<float>& b,
+                                  const std::vector<float>& y);
+
 // Hand-picked odd shapes plus `random_count` random valid descriptors drawn
 // from a fixed seed (the data is fresh; the shapes are stable).
 std::vector<Conv2dDesc> conformance_descriptors(int random_count = 40);

@@ -63,11 +63,7 @@ TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
         opts.device = "cpu";
         RunResult result;
         arena.execute([&] { result = engine.conv2d(d, x, w, b, y, opts); });
-        std::vector<double> want(y.size()), magnitude(y.size());
-        reference_conv2d(d, x.data(), w.data(), b.empty() ? nullptr : b.data(), want.data(),
-                         magnitude.data());
-        const auto cmp =
-            compare(y.data(), want.data(), magnitude.data(), static_cast<int64_t>(y.size()));
+        const auto cmp = test::compare_with_reference(d, x, w, b, y);
         CAPTURE(result.kernel);
         CAPTURE(cmp.worst_index);
         CHECK(cmp.non_finite == 0);
