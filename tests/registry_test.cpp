@@ -19,7 +19,7 @@ TEST_CASE("broken plugins are rejected with their reason and the engine keeps wo
 
   const std::map<std::string, std::string> expected = {
       {"libsparkle-noentry.so", "missing entry point 'sparkle_plugin_entry'"},
-      {"libsparkle-badabi.so", "wrong ABI version: plugin has 99.3, host expects 1.1"},
+      {"libsparkle-badabi.so", "wrong ABI version: plugin has 99.3, host expects 1.2"},
       {"libsparkle-small.so", "descriptor struct_size 24 too small"},
       {"libsparkle-throws.so", "init threw: fixture init failure"},
       {"libsparkle-initfails.so", "init failed: fixture refuses to start"},

@@ -239,7 +239,8 @@ struct Engine::Impl {
 
   RunResult run_auto(const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc,
                      std::span<const float> x, std::span<const float> w,
-                     std::span<const float> bias, std::span<float> y, bool explain) {
+                     std::span<const float> bias, std::span<float> y, bool explain,
+                     uint32_t flags) {
     auto cands = candidates(cdesc);
     for (size_t i = 0; i < devices.size(); ++i) {
       if (!cands[i].unsupported.empty()) continue;
@@ -260,10 +261,10 @@ struct Engine::Impl {
     RunResult result;
     if (choice.parts.size() == 1) {
       Device& d = *devices[choice.parts[0].first];
-      result = run_on(d, desc, x, w, bias, y);
+      result = run_on(d, desc, x, w, bias, y, flags);
       selector.record(d.props.fingerprint, desc, cost_ms(result), choice.explored);
     } else {
-      result = run_split(choice.parts, desc, x, w, bias, y);
+      result = run_split(choice.parts, desc, x, w, bias, y, flags);
     }
     if (explain) result.explanation = std::move(choice.explanation);
     return result;
@@ -274,7 +275,7 @@ struct Engine::Impl {
   // same as one device's.
   RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts, const Conv2dDesc& desc,
                       std::span<const float> x, std::span<const float> w,
-                      std::span<const float> bias, std::span<float> y) {
+                      std::span<const float> bias, std::span<float> y, uint32_t flags) {
     const int64_t x_image = desc.c * desc.h * desc.w;
     const int64_t y_image = desc.k * desc.out_h() * desc.out_w();
     std::vector<RunResult> results(parts.size());
@@ -293,7 +294,7 @@ struct Engine::Impl {
       threads.emplace_back([&, p, piece, px, py] {
         try {
           Device& d = *devices[parts[p].first];
-          results[p] = run_on(d, piece, px, w, bias, py);
+          results[p] = run_on(d, piece, px, w, bias, py, flags);
           selector.record(d.props.fingerprint, piece, cost_ms(results[p]));
         } catch (...) {
           errors[p] = std::current_exception();
@@ -314,11 +315,13 @@ struct Engine::Impl {
     return r;
   }
 
+  // flags: SPARKLE_CONV2D_* bits for the plugin (part of the plan's key).
   RunResult run_on(Device& d, const Conv2dDesc& desc, std::span<const float> x,
-                   std::span<const float> w, std::span<const float> bias, std::span<float> y);
+                   std::span<const float> w, std::span<const float> bias, std::span<float> y,
+                   uint32_t flags = 0);
 
   sparkle_plan plan_for(Device& d, const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc) {
-    const std::string key = desc.to_string();
+    const std::string key = desc.to_string() + " flags=" + std::to_string(cdesc.flags);
     {
       std::shared_lock lock(d.plans_mutex);
       if (auto it = d.plans.find(key); it != d.plans.end()) return it->second;
@@ -386,6 +389,13 @@ struct Engine::Impl {
     return owned;
   }
 
+  // The plugin descriptor of desc with the call's options as flags.
+  static sparkle_conv2d_desc c_desc(const Conv2dDesc& desc, const RunOptions& options) {
+    sparkle_conv2d_desc c = desc.to_c();
+    if (options.constant_weights) c.flags |= SPARKLE_CONV2D_CONSTANT_WEIGHTS;
+    return c;
+  }
+
   registry::PluginRegistry registry;
   select::Selector selector;
   std::vector<std::unique_ptr<Device>> devices;
@@ -434,7 +444,7 @@ bool Engine::save_profile() { return impl_->selector.save(); }
 std::string Engine::prepare(const Conv2dDesc& desc, const RunOptions& options) {
   std::string name = resolve_device(desc, options);
   for (auto& d : impl_->devices)
-    if (d->props.name == name) impl_->plan_for(*d, desc, desc.to_c());
+    if (d->props.name == name) impl_->plan_for(*d, desc, impl_->c_desc(desc, options));
   return name;
 }
 
@@ -446,13 +456,14 @@ RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::
   check_size("w", w.size(), desc.weight_elements());
   check_size("bias", bias.size(), desc.bias_elements());
   check_size("y", y.size(), desc.output_elements());
-  const sparkle_conv2d_desc cdesc = desc.to_c();
+  const sparkle_conv2d_desc cdesc = impl_->c_desc(desc, options);
   Impl::Device* named = impl_->resolve_named(desc, cdesc, options);
-  if (named == nullptr) return impl_->run_auto(desc, cdesc, x, w, bias, y, options.explain);
+  if (named == nullptr)
+    return impl_->run_auto(desc, cdesc, x, w, bias, y, options.explain, cdesc.flags);
   // Explicit choices teach the selector too once it has a model of the
   // device. Calibrating here instead would make a named-device call run
   // (and, on GPUs, compile) the probes behind the caller's back.
-  RunResult result = impl_->run_on(*named, desc, x, w, bias, y);
+  RunResult result = impl_->run_on(*named, desc, x, w, bias, y, cdesc.flags);
   impl_->selector.record(named->props.fingerprint, desc, cost_ms(result));
   if (options.explain) result.explanation = {"selected: " + named->props.name + " (requested)"};
   return result;
@@ -460,8 +471,9 @@ RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::
 
 RunResult Engine::Impl::run_on(Device& d, const Conv2dDesc& desc, std::span<const float> x,
                                std::span<const float> w, std::span<const float> bias,
-                               std::span<float> y) {
-  const sparkle_conv2d_desc cdesc = desc.to_c();
+                               std::span<float> y, uint32_t flags) {
+  sparkle_conv2d_desc cdesc = desc.to_c();
+  cdesc.flags = flags;
   const auto start = std::chrono::steady_clock::now();
   sparkle_plan plan = plan_for(d, desc, cdesc);
   auto bx = buffer(d, x.data(), x.size(), true, "x");

@@ -47,6 +47,14 @@ struct RunOptions {
   // Fill RunResult::explanation with why the device was chosen (also on
   // when SPARKLE_VERBOSE contains "dispatch", which prints it on stderr).
   bool explain = false;
+  // The caller promises that the weights at w.data() keep their values
+  // across calls (inference with fixed weights), as oneDNN's and PyTorch's
+  // pre-packed weights assume. Backends may then keep a packed copy of w,
+  // keyed by its address and shape, and skip re-reading it in its original
+  // layout. Each call re-checks a sample of the weights against that copy
+  // and re-packs when they differ, but a change that misses every sampled
+  // element is not seen: pass false (the default) whenever w may change.
+  bool constant_weights = false;
 };
 
 struct RunResult {

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define SPARKLE_PLUGIN_ABI_MAJOR 1u
-#define SPARKLE_PLUGIN_ABI_MINOR 1u
+#define SPARKLE_PLUGIN_ABI_MINOR 2u
 #define SPARKLE_PLUGIN_ABI_VERSION ((SPARKLE_PLUGIN_ABI_MAJOR << 16) | SPARKLE_PLUGIN_ABI_MINOR)
 #define SPARKLE_PLUGIN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 
@@ -103,19 +103,27 @@ typedef struct sparkle_host_services {
   void (*cache_event)(sparkle_cache_event event, double ms);
 } sparkle_host_services;
 
+/* since v1.2: sparkle_conv2d_desc.flags. */
+/* The caller promises that the weights at a given address do not change
+ * between calls of this plan (inference with fixed weights). A plugin may
+ * then keep a transformed copy (packed weights, a device upload) keyed by
+ * the weight buffer's address, and reuse it. A hint: plugins built for
+ * v1.0/1.1 ignore it, and ignoring it is always correct. */
+#define SPARKLE_CONV2D_CONSTANT_WEIGHTS 1u
+
 /* A 2-D convolution. NCHW activations, KCRS weights (C per group), fp32.
  * The host validates every field before a plugin sees it. */
 typedef struct sparkle_conv2d_desc {
   uint32_t struct_size;
-  uint32_t reserved;
+  uint32_t flags;     /* since v1.2: SPARKLE_CONV2D_* bits (was reserved, always 0) */
   int64_t n, c, h, w; /* input */
   int64_t k, r, s;    /* output channels, filter height, filter width */
   int64_t stride_h, stride_w;
   int64_t pad_top, pad_left, pad_bottom, pad_right;
   int64_t dilation_h, dilation_w;
   int64_t groups;
-  int32_t has_bias; /* bias has k elements */
-  int32_t relu;     /* max(0, y) after the bias */
+  int32_t has_bias;     /* bias has k elements */
+  int32_t relu;         /* max(0, y) after the bias */
   int64_t out_h, out_w; /* filled in by the host from the fields above */
 } sparkle_conv2d_desc;
 
@@ -184,8 +192,7 @@ typedef struct sparkle_plugin {
   void (*buffer_destroy)(sparkle_buffer buffer);
   sparkle_status (*buffer_upload)(sparkle_buffer buffer, size_t offset, const void* src,
                                   size_t bytes);
-  sparkle_status (*buffer_download)(sparkle_buffer buffer, size_t offset, void* dst,
-                                    size_t bytes);
+  sparkle_status (*buffer_download)(sparkle_buffer buffer, size_t offset, void* dst, size_t bytes);
 
   /* A plan holds everything a descriptor needs that does not depend on the
    * data: the chosen kernel, scratch sizes, packed-weight slots. */
