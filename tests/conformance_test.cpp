@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "common/test_data.hpp"
 
@@ -11,6 +13,15 @@ using namespace sparkle;
 namespace {
 // Relative to |bias| + sum |x * w| (see sparkle::compare).
 constexpr double kTolerance = 1e-5;
+
+// SPARKLE_TEST_CONSTANT_WEIGHTS=1 runs every call with
+// RunOptions::constant_weights (backends' packed-weight paths). Every call
+// still has fresh weights, often in a buffer at a freed one's address, so
+// this also checks that a reused address with new values is noticed.
+bool constant_weights() {
+  const char* v = std::getenv("SPARKLE_TEST_CONSTANT_WEIGHTS");
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
 }  // namespace
 
 TEST_CASE("every device matches the float64 reference on odd shapes") {
@@ -33,6 +44,7 @@ TEST_CASE("every device matches the float64 reference on odd shapes") {
       auto y = test::poisoned(d.output_elements());
       RunOptions opts;
       opts.device = device;
+      opts.constant_weights = constant_weights();
       const auto result = engine.conv2d(d, x, w, b, y, opts);
       CHECK(result.device == (device.find(':') == std::string::npos ? device + ":0" : device));
       const auto cmp = test::compare_with_reference(d, x, w, b, y);
@@ -61,6 +73,7 @@ TEST_CASE("the same plan reused across calls gives fresh results") {
       auto y = test::poisoned(d.output_elements());
       RunOptions opts;
       opts.device = device;
+      opts.constant_weights = constant_weights();
       engine.conv2d(d, x, w, {}, y, opts);
       const auto cmp = test::compare_with_reference(d, x, w, {}, y);
       CHECK(cmp.non_finite == 0);

@@ -66,21 +66,28 @@ class ScratchBuffer {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -ceil_div(-a, b); }
+
 struct Geometry {
   int64_t PQ, cg, kg, crs;
   bool pointwise;  // 1x1, stride 1, no padding: patch rows are input rows
-  // Stride 1 with a filter larger than 1x1: no patch packing. The input is
-  // copied once with its padding, Hp x Wp per channel; output pixel
-  // (oh, ow) is "wide" column oh * Wp + ow, and patch row (c, r, s) of wide
-  // column p is padded[c][r * dh][s * dw + p], so every patch row is a
-  // contiguous run of the padded input. Columns with ow >= out_w are
-  // computed and dropped.
+  // The direct path (no patch packing): each input channel is copied once,
+  // with its zero padding, as stride_h x stride_w "phase planes" of Hq x Wq
+  // (plane (pr, ps) holds input rows pr, pr + sh, ... and columns ps,
+  // ps + sw, ...; only phases some filter tap reads are built). Output
+  // pixel (oh, ow) is "wide" column oh * Wq + ow, and patch row (c, r, s)
+  // of every wide column is then one contiguous run of a plane: tap (r, s)
+  // reads input row oh * sh + r * dh - pad_top = (oh + dr) * sh + pr, so
+  // plane pr at row oh + dr + top (the same for columns). Columns with
+  // ow >= out_w are computed and dropped. Stride 1 is the single-phase case.
   bool direct;
-  int64_t Hp, Wp;
-  int64_t cols;  // GEMM columns per (image, group): PQ, or out_h * Wp when direct
+  int64_t Hq, Wq, top, left;
+  int64_t phases;      // phase planes built per channel
+  int phase_of[4][4];  // plane index of phase (pr, ps), or -1 if unused
+  int64_t cols;        // GEMM columns per (image, group): PQ, or out_h * Wq when direct
 };
 
-Geometry geometry(const sparkle_conv2d_desc& d) {
+Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct) {
   Geometry g{};
   g.PQ = d.out_h * d.out_w;
   g.cg = d.c / d.groups;
@@ -88,12 +95,35 @@ Geometry geometry(const sparkle_conv2d_desc& d) {
   g.crs = g.cg * d.r * d.s;
   g.pointwise = d.r == 1 && d.s == 1 && d.stride_h == 1 && d.stride_w == 1 && d.pad_top == 0 &&
                 d.pad_left == 0 && d.pad_bottom == 0 && d.pad_right == 0;
-  g.Hp = d.h + d.pad_top + d.pad_bottom;
-  g.Wp = d.w + d.pad_left + d.pad_right;
-  // Only where the dropped columns cost little: Wp <= 1.15 out_w (56, 28 and
-  // 14 wide ResNet layers qualify, 7 wide ones do not).
-  g.direct = d.r * d.s > 1 && d.stride_h == 1 && d.stride_w == 1 && g.Wp * 20 <= d.out_w * 23;
-  g.cols = g.direct ? d.out_h * g.Wp : g.PQ;
+  const int64_t min_dr = floor_div(-d.pad_top, d.stride_h);
+  const int64_t max_dr = floor_div((d.r - 1) * d.dilation_h - d.pad_top, d.stride_h);
+  const int64_t min_ds = floor_div(-d.pad_left, d.stride_w);
+  const int64_t max_ds = floor_div((d.s - 1) * d.dilation_w - d.pad_left, d.stride_w);
+  g.top = std::max<int64_t>(0, -min_dr);
+  g.left = std::max<int64_t>(0, -min_ds);
+  g.Hq = d.out_h + max_dr + g.top;
+  g.Wq = d.out_w + max_ds + g.left;
+  // Only where the dropped columns cost little, Wq <= 1.15 out_w (ResNet's
+  // 56, 28 and 14 wide layers and conv1 qualify, 7 wide 3x3 ones do not).
+  // Strided layers only when im2col would gather each input element at
+  // least 4 times (r * s >= 4 * sh * sw: conv1's 7x7 stride 2 does it ~12
+  // times): in paired runs on the 2-core machine, 1x1 and 3x3 stride 2
+  // were 7-20% slower direct than packed, conv1 2-4% faster.
+  const bool strided = d.stride_h > 1 || d.stride_w > 1;
+  g.direct = allow_direct && !g.pointwise && d.stride_h <= 4 && d.stride_w <= 4 &&
+             (!strided || d.r * d.s >= 4 * d.stride_h * d.stride_w) && g.Wq * 20 <= d.out_w * 23;
+  for (auto& row : g.phase_of)
+    for (int& p : row) p = -1;
+  if (g.direct) {
+    for (int64_t r = 0; r < d.r; ++r)
+      for (int64_t t = 0; t < d.s; ++t) {
+        const int64_t er = r * d.dilation_h - d.pad_top, es = t * d.dilation_w - d.pad_left;
+        const int64_t pr = er - floor_div(er, d.stride_h) * d.stride_h;
+        const int64_t ps = es - floor_div(es, d.stride_w) * d.stride_w;
+        if (g.phase_of[pr][ps] < 0) g.phase_of[pr][ps] = static_cast<int>(g.phases++);
+      }
+  }
+  g.cols = g.direct ? d.out_h * g.Wq : g.PQ;
   return g;
 }
 
@@ -161,11 +191,13 @@ void pack_block(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg
 
 }  // namespace
 
-Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads) {
-  const Geometry g = geometry(d);
+Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
+                     Orientation orientation, bool allow_direct) {
+  const Geometry g = geometry(d, allow_direct);
   const int64_t nr = ks.nr, mr = ks.mr;
   Tiling best;
   best.threads = std::max(threads, 1);
+  best.direct = g.direct;
   const int64_t blocks = ceil_div(g.crs, kMaxKc);
   best.kc = ceil_div(g.crs, blocks);
   const int64_t nt_cap = std::max(nr, kMaxPanelBytes / (best.kc * 4) / nr * nr);
@@ -209,17 +241,83 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
       }
     }
   }
+  if (orientation == Orientation::pixels) return best;
+  // Under "either", only images whose pixels fill NR-wide tiles badly (a
+  // 7x7 output is 49 of 64 columns) try channel vectors: elsewhere they
+  // measured slower (transposed packing and stores cost more than the
+  // model's padding saving).
+  if (orientation == Orientation::either && g.PQ * 100 >= round_up(g.PQ, nr) * 85) return best;
+  const Tiling plain = best;
+  if (orientation == Orientation::channels) best_cost = std::numeric_limits<double>::infinity();
+  // Channel-vectorised alternative (needs pre-packed weights): tasks of nt
+  // pixels (MR per micro-tile) x mt channels (NR per micro-tile), patches
+  // packed per task. Wins where the image is too small for NR-pixel tiles.
+  const int64_t px = g.PQ;
+  const int64_t nt_cap_kv = std::max(mr, kMaxPanelBytes / (best.kc * 4) / mr * mr);
+  const int64_t nt_max_kv = std::min(round_up(px, mr), nt_cap_kv);
+  const int64_t mt_max_kv = round_up(g.kg, nr);
+  for (int64_t nt = mr; nt <= nt_max_kv; nt += mr) {
+    const int64_t tiles_p = ceil_div(px, nt);
+    const int64_t nt_eff = std::min(nt, round_up(ceil_div(px, tiles_p), mr));
+    for (int64_t mt = nr; mt <= mt_max_kv; mt += nr) {
+      const int64_t tiles_k = ceil_div(g.kg, mt);
+      const int64_t mt_eff = round_up(ceil_div(g.kg, tiles_k), nr);
+      const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
+      const int64_t waves = ceil_div(tasks, best.threads);
+      const double pack = 12.0 * static_cast<double>(nt_eff * best.kc);
+      const double compute =
+          static_cast<double>(mt_eff / nr) *
+          (static_cast<double>(nt_eff / mr) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
+           2.0 * static_cast<double>(nr * best.kc));
+      const double cost =
+          static_cast<double>(waves) * (static_cast<double>(blocks) * (pack + compute) + 5000.0);
+      if (cost < best_cost) {
+        best_cost = cost;
+        best.nt = nt_eff;
+        best.mt = std::min(mt_eff, g.kg);
+        best.tasks = tasks;
+        best.shared_pack = false;
+        best.kvec = true;
+      }
+    }
+  }
+  if (!best.kvec) return plain;
   return best;
 }
 
+size_t packed_weight_floats(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec) {
+  const Geometry g = geometry(d, false);
+  const int64_t block = kvec ? ks.nr : ks.mr;
+  return static_cast<size_t>(d.groups * ceil_div(g.kg, block) * g.crs * block);
+}
+
+void pack_weights(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec, const float* w,
+                  float* out) {
+  const Geometry g = geometry(d, false);
+  const int64_t block = kvec ? ks.nr : ks.mr, blocks = ceil_div(g.kg, block);
+  tbb::parallel_for(int64_t{0}, d.groups * blocks, [&](int64_t gb) {
+    const int64_t grp = gb / blocks, k0 = (gb % blocks) * block;
+    const int64_t rows = std::min(block, g.kg - k0);
+    const float* src = w + (grp * g.kg + k0) * g.crs;
+    float* dst = out + gb * g.crs * block;
+    for (int64_t j = 0; j < g.crs; ++j) {
+      for (int64_t m = 0; m < rows; ++m) dst[j * block + m] = src[m * g.crs + j];
+      for (int64_t m = rows; m < block; ++m) dst[j * block + m] = 0.0f;
+    }
+  });
+}
+
 void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling& tiling,
-                 const float* x, const float* w, const float* bias, float* y) {
-  const Geometry g = geometry(d);
+                 const float* x, const float* w, const float* wpacked, const float* bias,
+                 float* y) {
+  const Geometry g = geometry(d, tiling.direct);
   const int64_t nr = ks.nr, mr = ks.mr;
-  const int64_t tiles_p = ceil_div(g.cols, tiling.nt);
+  // Channel-vectorised tasks tile the output pixels, never wide columns.
+  const int64_t tiles_p = ceil_div(tiling.kvec ? g.PQ : g.cols, tiling.nt);
   const int64_t tiles_k = ceil_div(g.kg, tiling.mt);
   const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
   const float* b = d.has_bias ? bias : nullptr;
+  const int64_t mblocks = ceil_div(g.kg, mr);
 
   // Direct path: the padded input of every (image, group), with slack for
   // the dropped columns and the last panel, and the offset of each patch row.
@@ -227,31 +325,59 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
   ScratchBuffer<int64_t, 0> offsets_lease;
   std::vector<float>& padded = padded_lease.get();
   std::vector<int64_t>& offsets = offsets_lease.get();
-  const int64_t plane = g.Hp * g.Wp;
-  const int64_t per_group = g.cg * plane + nr + (d.s - 1) * d.dilation_w + 1;
-  if (g.direct) {
+  const int64_t plane = g.Hq * g.Wq;
+  const int64_t per_channel = g.phases * plane;
+  // Slack past the last plane: the last panel of wide columns may read up
+  // to one plane row plus a panel beyond it (those columns are dropped).
+  const int64_t per_group = g.cg * per_channel + g.Wq + 2 * nr;
+  if (g.direct && !tiling.kvec) {
     padded.resize(static_cast<size_t>(d.n * d.groups * per_group));
     offsets.resize(static_cast<size_t>(g.crs));
     for (int64_t j = 0; j < g.crs; ++j) {
-      const int64_t c = j / (d.r * d.s), r = (j / d.s) % d.r, s = j % d.s;
-      offsets[static_cast<size_t>(j)] = c * plane + r * d.dilation_h * g.Wp + s * d.dilation_w;
+      const int64_t c = j / (d.r * d.s), r = (j / d.s) % d.r, t = j % d.s;
+      const int64_t er = r * d.dilation_h - d.pad_top, es = t * d.dilation_w - d.pad_left;
+      const int64_t dr = floor_div(er, d.stride_h), ds = floor_div(es, d.stride_w);
+      const int64_t pr = er - dr * d.stride_h, ps = es - ds * d.stride_w;
+      offsets[static_cast<size_t>(j)] =
+          c * per_channel + g.phase_of[pr][ps] * plane + (dr + g.top) * g.Wq + (ds + g.left);
     }
     float* pad = padded.data();
     tbb::parallel_for(int64_t{0}, d.n * d.c, [&](int64_t nc) {
       const int64_t n = nc / d.c, c = nc % d.c, grp = c / g.cg;
-      float* dst = pad + (n * d.groups + grp) * per_group + (c % g.cg) * plane;
+      float* group_base = pad + (n * d.groups + grp) * per_group;
       const float* src = x + nc * d.h * d.w;
-      std::fill(dst, dst + d.pad_top * g.Wp, 0.0f);
-      dst += d.pad_top * g.Wp;
-      for (int64_t ih = 0; ih < d.h; ++ih, dst += g.Wp, src += d.w) {
-        std::fill(dst, dst + d.pad_left, 0.0f);
-        std::copy(src, src + d.w, dst + d.pad_left);
-        std::fill(dst + d.pad_left + d.w, dst + g.Wp, 0.0f);
+      for (int64_t pr = 0; pr < d.stride_h; ++pr)
+        for (int64_t ps = 0; ps < d.stride_w; ++ps) {
+          if (g.phase_of[pr][ps] < 0) continue;
+          float* dst = group_base + (c % g.cg) * per_channel + g.phase_of[pr][ps] * plane;
+          // Plane column jq holds input column (jq - left) * sw + ps.
+          for (int64_t i = 0; i < g.Hq; ++i, dst += g.Wq) {
+            const int64_t ih = (i - g.top) * d.stride_h + pr;
+            if (ih < 0 || ih >= d.h) {
+              std::fill(dst, dst + g.Wq, 0.0f);
+              continue;
+            }
+            const float* row = src + ih * d.w;
+            if (d.stride_w == 1) {
+              // Columns [left - ps, left - ps + w) hold the row.
+              const int64_t first = g.left - ps;
+              const int64_t a = std::clamp<int64_t>(first, 0, g.Wq);
+              const int64_t b = std::clamp<int64_t>(first + d.w, a, g.Wq);
+              std::fill(dst, dst + a, 0.0f);
+              std::copy(row + (a - first), row + (b - first), dst + a);
+              std::fill(dst + b, dst + g.Wq, 0.0f);
+            } else {
+              for (int64_t jq = 0; jq < g.Wq; ++jq) {
+                const int64_t iw = (jq - g.left) * d.stride_w + ps;
+                dst[jq] = iw >= 0 && iw < d.w ? row[iw] : 0.0f;
+              }
+            }
+          }
+        }
+      if (c % g.cg == g.cg - 1) {
+        float* slack = group_base + g.cg * per_channel;
+        std::fill(slack, group_base + per_group, 0.0f);
       }
-      std::fill(dst, dst + d.pad_bottom * g.Wp, 0.0f);
-      if (c % g.cg == g.cg - 1)
-        std::fill(dst + d.pad_bottom * g.Wp, dst + d.pad_bottom * g.Wp + per_group - g.cg * plane,
-                  0.0f);
     });
   }
   const float* pad = padded.data();
@@ -295,14 +421,15 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
     tile.lda = g.crs;
     tile.ldb = nr;
     MicroKernelFn full = ks.full, half = ks.half;
+    if (wpacked != nullptr) full = ks.packed.full, half = ks.packed.half;
     float* out;  // row 0, column p0 of the tile's output
     if (g.direct) {
       // Accumulate in a local tile, then copy the kept columns to y.
       panel.resize(static_cast<size_t>(round_up(nk, mr) * panels * nr));
       out = panel.data();
       tile.ldc = panels * nr;
-      full = ks.full_rows;
-      half = ks.half_rows;
+      full = wpacked != nullptr ? ks.packed.full_rows : ks.full_rows;
+      half = wpacked != nullptr ? ks.packed.half_rows : ks.half_rows;
     } else if (!tiling.shared_pack) {
       panel.resize(static_cast<size_t>(panels * nr * tiling.kc));
       row.resize(static_cast<size_t>(panels * nr));
@@ -329,7 +456,9 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
       tile.relu = d.relu != 0 && j0 + kc >= g.crs;
       for (int64_t m0 = 0; m0 < nk; m0 += mr) {
         tile.mr = static_cast<int>(std::min(mr, nk - m0));
-        tile.a = wk + m0 * g.crs + j0;
+        tile.a = wpacked != nullptr
+                     ? wpacked + ((grp * mblocks + (k0 - grp * g.kg + m0) / mr) * g.crs + j0) * mr
+                     : wk + m0 * g.crs + j0;
         tile.init = tile.first && b != nullptr ? b + k0 + m0 : nullptr;
         float* om = out + m0 * tile.ldc;
         for (int64_t q = 0; q < panels; ++q) {
@@ -346,15 +475,84 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
       for (int64_t m = 0; m < nk; ++m) {
         const float* src = out + m * tile.ldc;
         float* dst = y + (n * d.k + k0 + m) * g.PQ;
-        int64_t oh = p0 / g.Wp, ow = p0 % g.Wp;
+        int64_t oh = p0 / g.Wq, ow = p0 % g.Wq;
         for (int64_t i = 0; i < np; ++oh, ow = 0) {
-          const int64_t seg = std::min(g.Wp - ow, np - i);
+          const int64_t seg = std::min(g.Wq - ow, np - i);
           if (ow < Q) std::copy(src + i, src + i + std::min(seg, Q - ow), dst + oh * Q + ow);
           i += seg;
         }
       }
     }
   };
+
+  // Channel-vectorised tasks: patches packed as micro-panels of MR pixels
+  // (mr floats per reduction step), weights pre-packed in panels of NR
+  // channels; the kernels store transposed into NCHW y.
+  auto run_task_kvec = [&](int64_t t) {
+    thread_local std::vector<float> panel, row;
+    const int64_t tp = t % tiles_p;
+    const int64_t tk = (t / tiles_p) % tiles_k;
+    const int64_t grp = (t / (tiles_p * tiles_k)) % d.groups;
+    const int64_t n = t / (tiles_p * tiles_k * d.groups);
+    const int64_t p0 = tp * tiling.nt, np = std::min(tiling.nt, g.PQ - p0);
+    const int64_t k0 = tk * tiling.mt, nk = std::min(tiling.mt, g.kg - k0);
+    const int64_t pblocks = ceil_div(np, mr);
+    const int64_t kblocks = ceil_div(g.kg, nr);
+    const float* xg = x + (n * d.c + grp * g.cg) * d.h * d.w;
+    panel.resize(static_cast<size_t>(pblocks * mr * tiling.kc));
+    row.resize(static_cast<size_t>(pblocks * mr));
+    MicroTile tile{};
+    tile.ldb = nr;
+    tile.ldc = g.PQ;
+    for (int64_t j0 = 0; j0 < g.crs; j0 += tiling.kc) {
+      const int64_t kc = std::min(tiling.kc, g.crs - j0);
+      for (int64_t j = 0; j < kc; ++j) {
+        const float* src;
+        if (g.pointwise) {
+          src = xg + (j0 + j) * g.PQ + p0;
+        } else {
+          patch_row(d, xg, j0 + j, p0, np, row.data());
+          src = row.data();
+        }
+        float* dst = panel.data() + j * mr;
+        for (int64_t pb = 0; pb < pblocks; ++pb, dst += kc * mr) {
+          const int64_t valid = std::min(mr, np - pb * mr);
+          for (int64_t m = 0; m < valid; ++m) dst[m] = src[pb * mr + m];
+          for (int64_t m = valid; m < mr; ++m) dst[m] = 0.0f;
+        }
+      }
+      tile.kc = kc;
+      tile.first = j0 == 0;
+      tile.relu = d.relu != 0 && j0 + kc >= g.crs;
+      for (int64_t c0 = 0; c0 < nk; c0 += nr) {
+        const int64_t kabs = grp * g.kg + k0 + c0;
+        tile.nc = static_cast<int>(std::min(nr, nk - c0));
+        tile.b = wpacked + ((grp * kblocks + (k0 + c0) / nr) * g.crs + j0) * nr;
+        tile.init = tile.first && b != nullptr ? b + kabs : nullptr;
+        const MicroKernelFn fn = tile.nc <= ks.nr_half ? ks.trans.half : ks.trans.full;
+        float* yk = y + (n * d.k + kabs) * g.PQ + p0;
+        for (int64_t pb = 0; pb < pblocks; ++pb) {
+          tile.mr = static_cast<int>(std::min(mr, np - pb * mr));
+          tile.a = panel.data() + pb * kc * mr;
+          tile.c = yk + pb * mr;
+          fn(tile);
+        }
+      }
+    }
+  };
+  if (tiling.kvec) {
+    if (tasks == 1) {
+      run_task_kvec(0);
+      return;
+    }
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, tasks, 1),
+        [&](const tbb::blocked_range<int64_t>& range) {
+          for (int64_t t = range.begin(); t != range.end(); ++t) run_task_kvec(t);
+        },
+        tbb::simple_partitioner());
+    return;
+  }
 
   if (tasks == 1) {
     run_task(0);

@@ -32,13 +32,36 @@ struct Tiling {
   // (small images split over output channels), so no tile is packed twice.
   bool shared_pack = false;
   int threads = 1;  // the TBB concurrency it was chosen for
+  // Channel-vectorised: nt counts pixels in micro-tiles of MR and mt
+  // channels in micro-tiles of NR (the KernelSet's trans kernels); needs
+  // weights pre-packed with kvec = true.
+  bool kvec = false;
+  // Patches read in place from phase planes of the padded input (no
+  // im2col); see geometry() in conv2d_gemm.cpp.
+  bool direct = false;
 };
 
 // Picks tile sizes that balance `threads` workers with little padding.
-Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads);
+// Which GEMM orientation choose_tiling may pick: vectors along output
+// pixels (reads KCRS weights in place or MR-packed), along output channels
+// (needs weights packed by pack_weights with kvec), or the cheaper of the
+// two by the cost model.
+enum class Orientation { pixels, channels, either };
 
-// Computes the whole convolution on the calling thread's TBB arena.
+Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
+                     Orientation orientation = Orientation::pixels, bool allow_direct = true);
+
+// Pre-packed weights: per group, per block of MR output channels, the
+// reduction steps in order with the MR channels' values side by side (rows
+// past the group's end are zero).
+// With kvec (for Tiling::kvec) the blocks are NR channels instead of MR.
+size_t packed_weight_floats(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec);
+void pack_weights(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec, const float* w,
+                  float* out);
+
+// Computes the whole convolution on the calling thread's TBB arena. With
+// wpacked (from pack_weights) the micro-kernels read it instead of w.
 void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling& tiling,
-                 const float* x, const float* w, const float* bias, float* y);
+                 const float* x, const float* w, const float* wpacked, const float* bias, float* y);
 
 }  // namespace sparkle::cpu

@@ -3,10 +3,13 @@
 #include <tbb/task_arena.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <sparkle/plugin.hpp>
 #include <string>
+#include <vector>
 
 #include "conv2d_gemm.hpp"
 #include "cpu_info.hpp"
@@ -60,30 +63,81 @@ HostBuffer* host(plugin::Buffer* b, const char* name, size_t need_bytes) {
   return h;
 }
 
+// Weights packed for the micro-kernels, for plans whose caller promised
+// constant weights (SPARKLE_CONV2D_CONSTANT_WEIGHTS). Keyed by the weight
+// buffer's address; a sample of the source values is kept so that a buffer
+// reused for other weights is noticed and re-packed.
+struct PackedWeights {
+  static constexpr int kSamples = 64;
+  const float* source = nullptr;
+  bool kvec = false;  // the layout (Tiling::kvec) it was packed for
+  std::vector<float> data;
+  float sample[kSamples] = {};
+
+  static size_t sample_index(size_t count, int i) {
+    return count <= 1 ? 0 : static_cast<size_t>(i) * (count - 1) / (kSamples - 1);
+  }
+  bool matches(const float* w, size_t count, bool layout) const {
+    if (w != source || layout != kvec) return false;
+    for (int i = 0; i < kSamples; ++i)
+      if (std::memcmp(&sample[i], &w[sample_index(count, i)], sizeof(float)) != 0) return false;
+    return true;
+  }
+};
+
+// SPARKLE_CPU_VECTORIZE: auto (unset; the cost model chooses, channels
+// only with constant weights), pixels or channels (forced, for tests and
+// comparisons).
+Orientation forced_orientation() {
+  const char* env = std::getenv("SPARKLE_CPU_VECTORIZE");
+  const std::string v = env != nullptr ? env : "";
+  if (v.empty() || v == "auto") return Orientation::either;
+  if (v == "pixels") return Orientation::pixels;
+  if (v == "channels") return Orientation::channels;
+  throw Error(SPARKLE_INVALID_ARGUMENT,
+              "SPARKLE_CPU_VECTORIZE=" + v + " is unknown; use auto, pixels or channels");
+}
+
 class GemmPlan final : public plugin::Plan {
  public:
-  GemmPlan(const sparkle_conv2d_desc& d, Isa isa)
+  // Packed copies kept per plan: one per weight tensor of this shape in the
+  // model (ResNet-50 has at most 6 of a shape), least recently used dropped.
+  static constexpr size_t kMaxPacked = 16;
+
+  GemmPlan(const sparkle_conv2d_desc& d, Isa isa, Orientation orientation)
       : d_(d),
         kernels_(kernels_for(isa)),
-        tiling_(choose_tiling(d, kernels_, tbb::this_task_arena::max_concurrency())),
-        name_(std::string("cpu_gemm_") + kernels_.name) {}
+        constant_weights_((d.flags & SPARKLE_CONV2D_CONSTANT_WEIGHTS) != 0),
+        orientation_(orientation),
+        tiling_(choose_tiling(d, kernels_, tbb::this_task_arena::max_concurrency(), orientation)),
+        name_(std::string("cpu_gemm_") + kernels_.name + (tiling_.kvec ? "_channels" : "") +
+              (constant_weights_ ? "_packedw" : "")) {}
   const char* kernel_name() const override { return name_.c_str(); }
 
   std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
                                          plugin::Buffer* y) override {
     const size_t f = sizeof(float);
+    const size_t w_count = static_cast<size_t>(d_.k * (d_.c / d_.groups) * d_.r * d_.s);
     auto* hx = host(x, "x", static_cast<size_t>(d_.n * d_.c * d_.h * d_.w) * f);
-    auto* hw = host(w, "w", static_cast<size_t>(d_.k * (d_.c / d_.groups) * d_.r * d_.s) * f);
+    auto* hw = host(w, "w", w_count * f);
     auto* hy = host(y, "y", static_cast<size_t>(d_.n * d_.k * d_.out_h * d_.out_w) * f);
     HostBuffer* hb = d_.has_bias ? host(bias, "bias", static_cast<size_t>(d_.k) * f) : nullptr;
     const auto start = std::chrono::steady_clock::now();
     // The arena may have changed size since planning (tbb::global_control).
     const int threads = tbb::this_task_arena::max_concurrency();
     const Tiling tiling =
-        threads == tiling_.threads ? tiling_ : choose_tiling(d_, kernels_, threads);
+        threads == tiling_.threads ? tiling_ : choose_tiling(d_, kernels_, threads, orientation_);
     auto run = [&] {
-      conv2d_gemm(d_, kernels_, tiling, hx->data(), hw->data(), hb ? hb->data() : nullptr,
-                  hy->data());
+      std::shared_ptr<const PackedWeights> packed;
+      if (constant_weights_) {
+        packed = packed_weights(hw->data(), w_count, tiling.kvec);
+      } else if (tiling.kvec) {
+        // Forced by SPARKLE_CPU_VECTORIZE=channels without constant
+        // weights: packed for this call only.
+        packed = pack(hw->data(), w_count, tiling.kvec);
+      }
+      conv2d_gemm(d_, kernels_, tiling, hx->data(), hw->data(),
+                  packed ? packed->data.data() : nullptr, hb ? hb->data() : nullptr, hy->data());
     };
 #if defined(__SANITIZE_THREAD__)
     // Debian's oneTBB is not instrumented, so ThreadSanitizer cannot see the
@@ -102,16 +156,56 @@ class GemmPlan final : public plugin::Plan {
   }
 
  private:
+  // The packed copy of w for this layout: reused when w's address and its
+  // sampled values match, else packed now (outside the lock: packing runs
+  // a parallel loop, and this thread may be handed another call meanwhile).
+  std::shared_ptr<const PackedWeights> packed_weights(const float* w, size_t count, bool kvec) {
+    {
+      std::lock_guard lock(packed_mutex_);
+      for (auto it = packed_.begin(); it != packed_.end(); ++it)
+        if ((*it)->matches(w, count, kvec)) {
+          auto hit = *it;
+          packed_.erase(it);
+          packed_.push_back(hit);  // most recently used last
+          return hit;
+        }
+    }
+    auto fresh = pack(w, count, kvec);
+    std::lock_guard lock(packed_mutex_);
+    std::erase_if(packed_, [&](const auto& p) { return p->source == w; });
+    if (packed_.size() >= kMaxPacked) packed_.erase(packed_.begin());
+    packed_.push_back(fresh);
+    return fresh;
+  }
+
+  std::shared_ptr<const PackedWeights> pack(const float* w, size_t count, bool kvec) const {
+    auto fresh = std::make_shared<PackedWeights>();
+    fresh->source = w;
+    fresh->kvec = kvec;
+    for (int i = 0; i < PackedWeights::kSamples; ++i)
+      fresh->sample[i] = w[PackedWeights::sample_index(count, i)];
+    fresh->data.resize(packed_weight_floats(d_, kernels_, kvec));
+    pack_weights(d_, kernels_, kvec, w, fresh->data.data());
+    return fresh;
+  }
+
   sparkle_conv2d_desc d_;
   const KernelSet& kernels_;
+  bool constant_weights_;
+  Orientation orientation_;
   Tiling tiling_;
   std::string name_;
+  std::mutex packed_mutex_;
+  std::vector<std::shared_ptr<const PackedWeights>> packed_;
 };
 
 class CpuDevice final : public plugin::Device {
  public:
   // Every valid descriptor, on the ISA SPARKLE_CPU_ISA names (or the best).
-  void check_supported(const sparkle_conv2d_desc&) override { (void)selected_isa(); }
+  void check_supported(const sparkle_conv2d_desc&) override {
+    (void)selected_isa();
+    (void)forced_orientation();
+  }
   std::unique_ptr<plugin::Buffer> create_buffer(size_t bytes) override {
     return std::make_unique<HostBuffer>(bytes);
   }
@@ -119,7 +213,10 @@ class CpuDevice final : public plugin::Device {
     return std::make_unique<HostBuffer>(host, bytes);
   }
   std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
-    return std::make_unique<GemmPlan>(d, selected_isa());
+    Orientation orientation = forced_orientation();
+    if (orientation == Orientation::either && (d.flags & SPARKLE_CONV2D_CONSTANT_WEIGHTS) == 0)
+      orientation = Orientation::pixels;  // channels needs packed weights: only when reused
+    return std::make_unique<GemmPlan>(d, selected_isa(), orientation);
   }
 };
 

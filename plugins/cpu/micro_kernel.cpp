@@ -28,7 +28,7 @@ typedef float v4 __attribute__((vector_size(16)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 
-template <class V, int MR, int NV, bool kRows>
+template <class V, int MR, int NV, bool kRows, bool kPackedA = false, bool kTrans = false>
 SPARKLE_INLINE void micro_kernel(const MicroTile& t) {
   constexpr int kLanes = static_cast<int>(sizeof(V) / sizeof(float));
   const float* ar[MR];
@@ -47,14 +47,28 @@ SPARKLE_INLINE void micro_kernel(const MicroTile& t) {
     if (!kRows) b += ldb;
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
-      const float s = ar[m][j];
+      const float s = kPackedA ? t.a[j * MR + m] : ar[m][j];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[m][v] += bv[v] * s;
     }
   }
   constexpr int kWidth = NV * kLanes;
   const V zero = V{} + 0.0f;
-  if (t.nc == kWidth) {
+  if constexpr (kTrans) {
+    // Rows are output pixels and columns output channels: element (m, col)
+    // goes to c[col * ldc + m], and the start value is per column.
+    float out[MR][kWidth];
+    std::memcpy(out, acc, sizeof out);
+    for (int col = 0; col < t.nc; ++col) {
+      float* c = t.c + col * t.ldc;
+      const float start = t.init != nullptr ? t.init[col] : 0.0f;
+      for (int m = 0; m < t.mr; ++m) {
+        float cur = (t.first ? start : c[m]) + out[m][col];
+        if (t.relu) cur = std::max(cur, 0.0f);
+        c[m] = cur;
+      }
+    }
+  } else if (t.nc == kWidth) {
     for (int m = 0; m < t.mr; ++m) {
       float* c = t.c + m * t.ldc;
       const float start = t.init != nullptr ? t.init[m] : 0.0f;
@@ -90,6 +104,12 @@ void portable_full(const MicroTile& t) { micro_kernel<v4, 6, 2, false>(t); }
 void portable_half(const MicroTile& t) { micro_kernel<v4, 6, 1, false>(t); }
 void portable_full_rows(const MicroTile& t) { micro_kernel<v4, 6, 2, true>(t); }
 void portable_half_rows(const MicroTile& t) { micro_kernel<v4, 6, 1, true>(t); }
+void portable_full_p(const MicroTile& t) { micro_kernel<v4, 6, 2, false, true>(t); }
+void portable_half_p(const MicroTile& t) { micro_kernel<v4, 6, 1, false, true>(t); }
+void portable_full_rows_p(const MicroTile& t) { micro_kernel<v4, 6, 2, true, true>(t); }
+void portable_half_rows_p(const MicroTile& t) { micro_kernel<v4, 6, 1, true, true>(t); }
+void portable_full_t(const MicroTile& t) { micro_kernel<v4, 6, 2, false, true, true>(t); }
+void portable_half_t(const MicroTile& t) { micro_kernel<v4, 6, 1, false, true, true>(t); }
 
 #if SPARKLE_HAVE_X86_TARGETS
 // AVX2 + FMA: 6 x 16 keeps 12 accumulators, 2 patch vectors and 1 broadcast
@@ -98,6 +118,20 @@ SPARKLE_TARGET_AVX2 void avx2_full(const MicroTile& t) { micro_kernel<v8, 6, 2, 
 SPARKLE_TARGET_AVX2 void avx2_half(const MicroTile& t) { micro_kernel<v8, 6, 1, false>(t); }
 SPARKLE_TARGET_AVX2 void avx2_full_rows(const MicroTile& t) { micro_kernel<v8, 6, 2, true>(t); }
 SPARKLE_TARGET_AVX2 void avx2_half_rows(const MicroTile& t) { micro_kernel<v8, 6, 1, true>(t); }
+SPARKLE_TARGET_AVX2 void avx2_full_p(const MicroTile& t) { micro_kernel<v8, 6, 2, false, true>(t); }
+SPARKLE_TARGET_AVX2 void avx2_half_p(const MicroTile& t) { micro_kernel<v8, 6, 1, false, true>(t); }
+SPARKLE_TARGET_AVX2 void avx2_full_rows_p(const MicroTile& t) {
+  micro_kernel<v8, 6, 2, true, true>(t);
+}
+SPARKLE_TARGET_AVX2 void avx2_half_rows_p(const MicroTile& t) {
+  micro_kernel<v8, 6, 1, true, true>(t);
+}
+SPARKLE_TARGET_AVX2 void avx2_full_t(const MicroTile& t) {
+  micro_kernel<v8, 6, 2, false, true, true>(t);
+}
+SPARKLE_TARGET_AVX2 void avx2_half_t(const MicroTile& t) {
+  micro_kernel<v8, 6, 1, false, true, true>(t);
+}
 // AVX-512: 12 x 32 keeps 24 accumulators of the 32 zmm registers.
 SPARKLE_TARGET_AVX512 void avx512_full(const MicroTile& t) { micro_kernel<v16, 12, 2, false>(t); }
 SPARKLE_TARGET_AVX512 void avx512_half(const MicroTile& t) { micro_kernel<v16, 12, 1, false>(t); }
@@ -107,23 +141,61 @@ SPARKLE_TARGET_AVX512 void avx512_full_rows(const MicroTile& t) {
 SPARKLE_TARGET_AVX512 void avx512_half_rows(const MicroTile& t) {
   micro_kernel<v16, 12, 1, true>(t);
 }
+SPARKLE_TARGET_AVX512 void avx512_full_p(const MicroTile& t) {
+  micro_kernel<v16, 12, 2, false, true>(t);
+}
+SPARKLE_TARGET_AVX512 void avx512_half_p(const MicroTile& t) {
+  micro_kernel<v16, 12, 1, false, true>(t);
+}
+SPARKLE_TARGET_AVX512 void avx512_full_rows_p(const MicroTile& t) {
+  micro_kernel<v16, 12, 2, true, true>(t);
+}
+SPARKLE_TARGET_AVX512 void avx512_half_rows_p(const MicroTile& t) {
+  micro_kernel<v16, 12, 1, true, true>(t);
+}
+SPARKLE_TARGET_AVX512 void avx512_full_t(const MicroTile& t) {
+  micro_kernel<v16, 12, 2, false, true, true>(t);
+}
+SPARKLE_TARGET_AVX512 void avx512_half_t(const MicroTile& t) {
+  micro_kernel<v16, 12, 1, false, true, true>(t);
+}
 #endif
 
-const KernelSet kPortable{Isa::portable,
-                          6,
-                          8,
-                          4,
-                          &portable_full,
-                          &portable_half,
-                          &portable_full_rows,
-                          &portable_half_rows,
-                          "portable_6x8"};
+const KernelSet kPortable{
+    Isa::portable,
+    6,
+    8,
+    4,
+    &portable_full,
+    &portable_half,
+    &portable_full_rows,
+    &portable_half_rows,
+    "portable_6x8",
+    {&portable_full_p, &portable_half_p, &portable_full_rows_p, &portable_half_rows_p},
+    {&portable_full_t, &portable_half_t}};
 #if SPARKLE_HAVE_X86_TARGETS
-const KernelSet kAvx2{Isa::avx2,       6,          16, 8, &avx2_full, &avx2_half, &avx2_full_rows,
-                      &avx2_half_rows, "avx2_6x16"};
-const KernelSet kAvx512{
-    Isa::avx512,   12, 32, 16, &avx512_full, &avx512_half, &avx512_full_rows, &avx512_half_rows,
-    "avx512_12x32"};
+const KernelSet kAvx2{Isa::avx2,
+                      6,
+                      16,
+                      8,
+                      &avx2_full,
+                      &avx2_half,
+                      &avx2_full_rows,
+                      &avx2_half_rows,
+                      "avx2_6x16",
+                      {&avx2_full_p, &avx2_half_p, &avx2_full_rows_p, &avx2_half_rows_p},
+                      {&avx2_full_t, &avx2_half_t}};
+const KernelSet kAvx512{Isa::avx512,
+                        12,
+                        32,
+                        16,
+                        &avx512_full,
+                        &avx512_half,
+                        &avx512_full_rows,
+                        &avx512_half_rows,
+                        "avx512_12x32",
+                        {&avx512_full_p, &avx512_half_p, &avx512_full_rows_p, &avx512_half_rows_p},
+                        {&avx512_full_t, &avx512_half_t}};
 #endif
 
 }  // namespace

@@ -38,6 +38,20 @@ struct KernelSet {
   MicroKernelFn full_rows;  // as full / half, with patch rows found through boff
   MicroKernelFn half_rows;
   const char* name;  // "avx2_6x16"
+  // The same four kernels reading pre-packed weights: MR values per
+  // reduction step, contiguous (a[j * MR + m]), so one stream instead of MR.
+  struct {
+    MicroKernelFn full, half, full_rows, half_rows;
+  } packed;
+  // Channel-vectorised ("transposed") kernels: a holds packed patches (MR
+  // output pixels per reduction step), b pre-packed weights (nr output
+  // channels per step, ldb = nr), and the tile is stored transposed: row m
+  // (a pixel) and column n (a channel) go to c[n * ldc + m], with the bias
+  // per column. For small images, where nr-pixel tiles would be mostly
+  // padding.
+  struct {
+    MicroKernelFn full, half;
+  } trans;
 };
 
 const KernelSet& kernels_for(Isa isa);

@@ -1,6 +1,7 @@
 // SPARKLE_CPU_ISA: a forced ISA shows in the kernel name and the device
 // properties; an unknown name or an ISA this CPU lacks is an error that names
-// the variable, never a silent fallback to another ISA.
+// the variable, never a silent fallback to another ISA. The same for
+// SPARKLE_CPU_VECTORIZE.
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -84,5 +85,28 @@ TEST_CASE("forcing an ISA this CPU lacks is an error, not a fallback") {
   } catch (const Error& e) {
     CAPTURE(e.what());
     CHECK(std::string(e.what()).find("SPARKLE_CPU_ISA=avx512") != std::string::npos);
+  }
+}
+
+TEST_CASE("SPARKLE_CPU_VECTORIZE: channels shows in the kernel name, unknown values are errors") {
+  struct Forced {
+    explicit Forced(const char* value) { setenv("SPARKLE_CPU_VECTORIZE", value, 1); }
+    ~Forced() { unsetenv("SPARKLE_CPU_VECTORIZE"); }
+  };
+  {
+    Forced v("channels");
+    CHECK(run_once().kernel.find("_channels") != std::string::npos);
+  }
+  {
+    Forced v("pixels");
+    CHECK(run_once().kernel.find("_channels") == std::string::npos);
+  }
+  Forced v("rows");
+  try {
+    run_once();
+    FAIL("no error for SPARKLE_CPU_VECTORIZE=rows");
+  } catch (const Error& e) {
+    CAPTURE(e.what());
+    CHECK(std::string(e.what()).find("SPARKLE_CPU_VECTORIZE=rows") != std::string::npos);
   }
 }

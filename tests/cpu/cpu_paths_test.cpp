@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,17 @@ Conv2dDesc make(int64_t c, int64_t hw, int64_t k, int64_t rs, int64_t stride, in
   return d;
 }
 
+// 7x5 filter, stride 2 down and 3 across, padding 3/1 on top/left and 0/2
+// on bottom/right, dilation 1 x 2: every phase plane and offset differs.
+Conv2dDesc asymmetric_strided() {
+  Conv2dDesc d = make(5, 61, 12, 1, 1, 0, 1, 1, true);
+  d.w = 97, d.r = 7, d.s = 5;
+  d.stride_h = 2, d.stride_w = 3;
+  d.pad_top = 3, d.pad_left = 1, d.pad_bottom = 0, d.pad_right = 2;
+  d.dilation_w = 2;
+  return d;
+}
+
 }  // namespace
 
 TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
@@ -42,6 +54,9 @@ TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
       make(3, 32, 16, 7, 2, 3),                     // conv1-like
       make(16, 20, 32, 3, 1, 2, 4, 2),              // grouped, dilated, direct
       make(600, 9, 40, 3, 1, 1),                    // several reduction blocks
+      make(3, 64, 16, 7, 2, 3),                     // conv1-like, direct on phase planes
+      make(4, 45, 8, 6, 2, 2, 1, 1, true, true),    // even filter, stride 2, direct
+      asymmetric_strided(),                         // stride 2 x 3, uneven padding, direct
   };
   const uint64_t seed = test::fresh_seed();
   MESSAGE("data seed " << seed << " (replay with SPARKLE_TEST_SEED)");
@@ -49,26 +64,34 @@ TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
   Engine engine;
   for (int threads : {1, 2, 16}) {
     tbb::task_arena arena(threads);
-    for (const auto& d : descs) {
-      CAPTURE(threads);
-      CAPTURE(d.to_string());
-      auto x = test::random_tensor(d.input_elements(), rng);
-      auto b = test::random_tensor(d.bias_elements(), rng);
-      for (int round = 0; round < 2; ++round) {
-        // Fresh weights each round, same buffer and plan: nothing may be
-        // cached from the previous call's weights.
-        auto w = test::random_tensor(d.weight_elements(), rng);
-        auto y = test::poisoned(d.output_elements());
-        RunOptions opts;
-        opts.device = "cpu";
-        RunResult result;
-        arena.execute([&] { result = engine.conv2d(d, x, w, b, y, opts); });
-        const auto cmp = test::compare_with_reference(d, x, w, b, y);
-        CAPTURE(result.kernel);
-        CAPTURE(cmp.worst_index);
-        CHECK(cmp.non_finite == 0);
-        CHECK(cmp.max_rel_error <= kTolerance);
+    for (const auto& d : descs)
+      for (bool constant : {false, true}) {
+        CAPTURE(threads);
+        CAPTURE(constant);
+        CAPTURE(d.to_string());
+        auto x = test::random_tensor(d.input_elements(), rng);
+        auto b = test::random_tensor(d.bias_elements(), rng);
+        std::vector<float> w(static_cast<size_t>(d.weight_elements()));
+        for (int round = 0; round < 2; ++round) {
+          // Fresh weights each round in the same buffer, same plan: nothing
+          // may be reused from the previous call's weights.
+          const auto fresh = test::random_tensor(d.weight_elements(), rng);
+          std::copy(fresh.begin(), fresh.end(), w.begin());
+          auto y = test::poisoned(d.output_elements());
+          RunOptions opts;
+          opts.device = "cpu";
+          // With constant weights the backend keeps a packed copy keyed by
+          // w's address; new values in the same buffer must be noticed
+          // (here every sampled element changes).
+          opts.constant_weights = constant;
+          RunResult result;
+          arena.execute([&] { result = engine.conv2d(d, x, w, b, y, opts); });
+          const auto cmp = test::compare_with_reference(d, x, w, b, y);
+          CAPTURE(result.kernel);
+          CAPTURE(cmp.worst_index);
+          CHECK(cmp.non_finite == 0);
+          CHECK(cmp.max_rel_error <= kTolerance);
+        }
       }
-    }
   }
 }
