@@ -3,8 +3,10 @@
 // the same thread count. oneDNN is used as an NCHW caller would use it: the
 // timed region reorders x from NCHW into oneDNN's chosen layout, runs the
 // convolution and reorders y back to NCHW; weights are reordered once,
-// outside the timed region. sparkle reads NCHW/KCRS directly and packs
-// nothing across calls, so no weight work is hidden on its side.
+// outside the timed region. sparkle gets the same treatment by default
+// (--weights constant: RunOptions::constant_weights, so its backend packs
+// the weights on the first call and reuses them); --weights per-call makes
+// sparkle read them anew on every call while oneDNN keeps its reorder.
 #include <tbb/info.h>
 #include <unistd.h>
 
@@ -36,13 +38,17 @@ struct Options {
   std::string shapes;
   int64_t batch = 1;
   int repeat = 10;
+  int rounds = 3;
+  bool constant_weights = true;
   std::string json;
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
-               "usage: %s [--shapes FILE] [--batch N] [--repeat N] [--json FILE]\n"
-               "  sparkle's cpu device against oneDNN, per layer (medians of --repeat runs).\n"
+               "usage: %s [--shapes FILE] [--batch N] [--repeat N] [--rounds N]\n"
+               "          [--weights constant|per-call] [--json FILE]\n"
+               "  sparkle's cpu device against oneDNN, per layer: medians of --rounds x\n"
+               "  --repeat runs, the two libraries taking turns each round.\n"
                "  Default shapes: %s\n",
                argv0, SPARKLE_BENCH_DEFAULT_SHAPES);
   std::exit(code);
@@ -67,6 +73,15 @@ Options parse(int argc, char** argv) {
         o.batch = std::stoll(value());
       } else if (a == "--repeat") {
         o.repeat = std::stoi(value());
+      } else if (a == "--rounds") {
+        o.rounds = std::stoi(value());
+      } else if (a == "--weights") {
+        const std::string v = value();
+        if (v != "constant" && v != "per-call") {
+          std::fprintf(stderr, "--weights must be constant or per-call, not '%s'\n", v.c_str());
+          usage(argv[0], 2);
+        }
+        o.constant_weights = v == "constant";
       } else if (a == "--json") {
         o.json = value();
       } else if (a == "-h" || a == "--help") {
@@ -80,8 +95,8 @@ Options parse(int argc, char** argv) {
       usage(argv[0], 2);
     }
   }
-  if (o.batch < 1 || o.repeat < 1) {
-    std::fprintf(stderr, "--batch and --repeat must be >= 1\n");
+  if (o.batch < 1 || o.repeat < 1 || o.rounds < 1) {
+    std::fprintf(stderr, "--batch, --repeat and --rounds must be >= 1\n");
     std::exit(2);
   }
   return o;
@@ -296,6 +311,7 @@ int main(int argc, char** argv) {
       OnednnConv dconv(eng, d, w, b);
       sparkle::RunOptions ro;
       ro.device = "cpu";
+      ro.constant_weights = opt.constant_weights;
       Row row;
       row.name = L.name;
       row.count = L.count;
@@ -303,30 +319,47 @@ int main(int argc, char** argv) {
       // Each library runs its repeats back to back, as an application calling
       // it in a loop would; a pause in between lets the other library's
       // worker threads (TBB, OpenMP) stop spinning first, since on few cores
-      // a spinning idle pool steals time from the one that works. Warm-up
-      // runs (plans, page faults, caches) are not timed.
+      // a spinning idle pool steals time from the one that works. The
+      // libraries take turns for --rounds rounds (who goes first alternates),
+      // so a slow spell of a shared machine hits both alike. Warm-up runs
+      // (plans, packing, page faults, caches, clocks) are not timed.
       std::vector<double> ts, td;
-      // Warm-up: untimed runs for at least 100 ms (and 2 runs), so that clocks,
-      // caches and the thread pools are in their steady state.
       auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(10)); };
-      auto warm_up = [](auto&& fn) {
+      // Untimed runs for at least 100 ms (and 2 runs) before each side's
+      // first round, 20 ms (and 1 run) before later rounds.
+      auto warm_up = [](auto&& fn, double ms, int runs) {
         const auto t0 = Clock::now();
-        for (int i = 0; i < 2 || ms_since(t0) < 100.0; ++i) fn();
+        for (int i = 0; i < runs || ms_since(t0) < ms; ++i) fn();
       };
-      pause();
+      auto run_sparkle = [&](int round) {
+        pause();
+        warm_up([&] { engine.conv2d(d, x, w, b, ys, ro); }, round == 0 ? 100.0 : 20.0,
+                round == 0 ? 2 : 1);
+        for (int r = 0; r < opt.repeat; ++r) {
+          const auto t0 = Clock::now();
+          engine.conv2d(d, x, w, b, ys, ro);
+          ts.push_back(ms_since(t0));
+        }
+      };
+      auto run_onednn = [&](int round) {
+        pause();
+        warm_up([&] { dconv.run(x.data(), yd.data()); }, round == 0 ? 100.0 : 20.0,
+                round == 0 ? 2 : 1);
+        for (int r = 0; r < opt.repeat; ++r) {
+          const auto t0 = Clock::now();
+          dconv.run(x.data(), yd.data());
+          td.push_back(ms_since(t0));
+        }
+      };
       row.kernel = engine.conv2d(d, x, w, b, ys, ro).kernel;
-      warm_up([&] { engine.conv2d(d, x, w, b, ys, ro); });
-      for (int r = 0; r < opt.repeat; ++r) {
-        const auto t0 = Clock::now();
-        engine.conv2d(d, x, w, b, ys, ro);
-        ts.push_back(ms_since(t0));
-      }
-      pause();
-      warm_up([&] { dconv.run(x.data(), yd.data()); });
-      for (int r = 0; r < opt.repeat; ++r) {
-        const auto t0 = Clock::now();
-        dconv.run(x.data(), yd.data());
-        td.push_back(ms_since(t0));
+      for (int round = 0; round < opt.rounds; ++round) {
+        if (round % 2 == 0) {
+          run_sparkle(round);
+          run_onednn(round);
+        } else {
+          run_onednn(round);
+          run_sparkle(round);
+        }
       }
       row.sparkle_ms = median(ts);
       row.onednn_ms = median(td);
@@ -344,9 +377,11 @@ int main(int argc, char** argv) {
     // Report.
     std::printf(
         "sparkle %s vs oneDNN %d.%d.%d (%s), %s, batch %lld, %d threads "
-        "(TBB default; OMP_NUM_THREADS=%d for oneDNN), median of %d runs\n",
+        "(TBB default; OMP_NUM_THREADS=%d for oneDNN), median of %d rounds x %d runs; "
+        "sparkle weights: %s\n",
         sparkle::version(), ver->major, ver->minor, ver->patch, ver->hash, now_utc().c_str(),
-        static_cast<long long>(opt.batch), threads, threads, opt.repeat);
+        static_cast<long long>(opt.batch), threads, threads, opt.rounds, opt.repeat,
+        opt.constant_weights ? "constant (packed once, as oneDNN's)" : "per call");
     std::printf("cpu: %s; load average %s before, %s after\n", cpu_model().c_str(),
                 load_before.c_str(), load_average().c_str());
     for (const auto& p : peaks)
@@ -356,17 +391,18 @@ int main(int argc, char** argv) {
         "sparkle kernel ISA: %s (peak %.1f GFLOPS); oneDNN figures use the best peak "
         "%.1f GFLOPS\n\n",
         isa.c_str(), sparkle_peak, best_peak);
-    std::printf("%-10s %5s %10s %8s %6s %10s %8s %6s %7s %9s  %s\n", "layer", "count", "sparkle",
-                "GFLOPS", "%peak", "oneDNN", "GFLOPS", "%peak", "ratio", "max rel", "oneDNN impl");
+    std::printf("%-10s %5s %10s %8s %6s %10s %8s %6s %7s %9s  %s | %s\n", "layer", "count",
+                "sparkle", "GFLOPS", "%peak", "oneDNN", "GFLOPS", "%peak", "ratio", "max rel",
+                "oneDNN impl", "sparkle kernel");
     double tot_s = 0, tot_d = 0, tot_f = 0, worst_ratio = INFINITY, worst_diff = 0;
     std::string worst_layer;
     for (const auto& r : rows) {
       const double gs = r.flops / r.sparkle_ms * 1e-6, gd = r.flops / r.onednn_ms * 1e-6;
       const double ratio = r.onednn_ms / r.sparkle_ms;
-      std::printf("%-10s %5lld %8.3fms %8.1f %5.1f%% %8.3fms %8.1f %5.1f%% %7.3f %9.2e  %s\n",
+      std::printf("%-10s %5lld %8.3fms %8.1f %5.1f%% %8.3fms %8.1f %5.1f%% %7.3f %9.2e  %s | %s\n",
                   r.name.c_str(), static_cast<long long>(r.count), r.sparkle_ms, gs,
                   100 * gs / sparkle_peak, r.onednn_ms, gd, 100 * gd / best_peak, ratio,
-                  r.max_rel_diff, r.onednn_impl.c_str());
+                  r.max_rel_diff, r.onednn_impl.c_str(), r.kernel.c_str());
       tot_s += r.sparkle_ms * static_cast<double>(r.count);
       tot_d += r.onednn_ms * static_cast<double>(r.count);
       tot_f += r.flops * static_cast<double>(r.count);
@@ -389,6 +425,8 @@ int main(int argc, char** argv) {
       js << "{\n  \"date\": \"" << now_utc() << "\",\n  \"cpu\": \"" << json_escape(cpu_model())
          << "\",\n  \"load_average_before\": \"" << load_before << "\",\n  \"threads\": " << threads
          << ",\n  \"batch\": " << opt.batch << ",\n  \"repeat\": " << opt.repeat
+         << ",\n  \"rounds\": " << opt.rounds << ",\n  \"sparkle_weights\": \""
+         << (opt.constant_weights ? "constant" : "per-call") << "\""
          << ",\n  \"shapes\": \"" << json_escape(opt.shapes) << "\",\n  \"onednn_version\": \""
          << ver->major << "." << ver->minor << "." << ver->patch << "\",\n  \"sparkle_isa\": \""
          << isa << "\",\n  \"peaks_gflops\": {";
