@@ -4,11 +4,11 @@
 # the auto-selector against the per-layer oracle, and the CPU vs oneDNN.
 # Full logs go to OUT/logs.tgz, the summary to OUT/summary.txt.
 #   usage (repository root, after `source .devpkg/env.sh`):
-#     tools/device_session.sh OUT [STEP...]   steps: gl cache select cpu (default all)
+#     tools/device_session.sh OUT [STEP...]   steps: gl cache select cpu cputest (default all)
 set -uo pipefail
 dest=${1:?usage: device_session.sh OUT [STEP...]}
 shift
-steps=${*:-gl cache select cpu}
+steps=${*:-gl cache select cpu cputest}
 logs=$(mktemp -d)
 mkdir -p "$dest"
 export XDG_RUNTIME_DIR=$(mktemp -d)
@@ -64,9 +64,33 @@ if [[ $steps == *select* ]]; then
 fi
 
 if [[ $steps == *cpu* ]] && command -v sparkle-bench-onednn > /dev/null; then
+  # Both GEMM orientations with constant weights (as oneDNN's weights are
+  # reordered once), then the pixel orientation reading weights per call.
   for b in 1 8; do
-    step "onednn-b$b" 300 sparkle-bench-onednn --shapes bench/resnet50_v1_5.shapes --batch "$b" \
-      --repeat 5
+    for v in pixels channels; do
+      SPARKLE_CPU_VECTORIZE=$v step "onednn-b$b-$v" 300 sparkle-bench-onednn \
+        --shapes bench/resnet50_v1_5.shapes --batch "$b" --repeat 5 --rounds 3 \
+        --json "$logs/onednn-b$b-$v.json"
+    done
+  done
+  step onednn-b1-per-call 300 sparkle-bench-onednn --shapes bench/resnet50_v1_5.shapes --batch 1 \
+    --repeat 5 --rounds 3 --weights per-call --json "$logs/onednn-b1-per-call.json"
+  grep -h "total ratio" "$logs"/onednn-*.txt >> "$summary"
+fi
+
+# The CPU conformance suite on every ISA this CPU has (AVX-512 cannot run on
+# the build machine), with packed weights and both orientations. The test
+# programs are copied into .devpkg by hand (tests are not installed).
+if [[ $steps == *cputest* ]] && command -v conformance_test > /dev/null; then
+  plugins=$(dirname "$(command -v sparkle-run)")/../lib/sparkle/plugins
+  for isa in avx512 avx2 portable; do
+    for v in pixels channels; do
+      SPARKLE_PLUGIN_PATH=$plugins SPARKLE_TEST_DEVICES=cpu SPARKLE_CPU_ISA=$isa \
+        SPARKLE_CPU_VECTORIZE=$v SPARKLE_TEST_CONSTANT_WEIGHTS=1 \
+        step "conformance-$isa-$v" 300 conformance_test
+      SPARKLE_PLUGIN_PATH=$plugins SPARKLE_CPU_ISA=$isa SPARKLE_CPU_VECTORIZE=$v \
+        step "cpu-paths-$isa-$v" 300 cpu_paths_test
+    done
   done
 fi
 

@@ -242,16 +242,10 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
     }
   }
   if (orientation == Orientation::pixels) return best;
-  // Under "either", only images whose pixels fill NR-wide tiles badly (a
-  // 7x7 output is 49 of 64 columns) try channel vectors: elsewhere they
-  // measured slower (transposed packing and stores cost more than the
-  // model's padding saving).
-  if (orientation == Orientation::either && g.PQ * 100 >= round_up(g.PQ, nr) * 85) return best;
-  const Tiling plain = best;
-  if (orientation == Orientation::channels) best_cost = std::numeric_limits<double>::infinity();
-  // Channel-vectorised alternative (needs pre-packed weights): tasks of nt
-  // pixels (MR per micro-tile) x mt channels (NR per micro-tile), patches
-  // packed per task. Wins where the image is too small for NR-pixel tiles.
+  best_cost = std::numeric_limits<double>::infinity();
+  // Channel vectors (needs pre-packed weights): tasks of nt pixels (MR per
+  // micro-tile) x mt channels (NR per micro-tile), patches packed per task
+  // (im2col; never direct).
   const int64_t px = g.PQ;
   const int64_t nt_cap_kv = std::max(mr, kMaxPanelBytes / (best.kc * 4) / mr * mr);
   const int64_t nt_max_kv = std::min(round_up(px, mr), nt_cap_kv);
@@ -278,10 +272,10 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
         best.tasks = tasks;
         best.shared_pack = false;
         best.kvec = true;
+        best.direct = false;
       }
     }
   }
-  if (!best.kvec) return plain;
   return best;
 }
 

@@ -42,11 +42,13 @@ struct Tiling {
 };
 
 // Picks tile sizes that balance `threads` workers with little padding.
-// Which GEMM orientation choose_tiling may pick: vectors along output
-// pixels (reads KCRS weights in place or MR-packed), along output channels
-// (needs weights packed by pack_weights with kvec), or the cheaper of the
-// two by the cost model.
-enum class Orientation { pixels, channels, either };
+// The GEMM's vector direction: along output pixels (weights read in place
+// or MR-packed), or along output channels (needs weights packed by
+// pack_weights with kvec). Channels avoid the pixel padding of small images
+// (49 pixels fill 49 of 64 columns) but were slower in paired runs on the
+// 2-core AVX2 machine, so they are only used when SPARKLE_CPU_VECTORIZE
+// forces them.
+enum class Orientation { pixels, channels };
 
 Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
                      Orientation orientation = Orientation::pixels, bool allow_direct = true);

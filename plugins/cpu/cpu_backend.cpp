@@ -85,13 +85,12 @@ struct PackedWeights {
   }
 };
 
-// SPARKLE_CPU_VECTORIZE: auto (unset; the cost model chooses, channels
-// only with constant weights), pixels or channels (forced, for tests and
-// comparisons).
+// SPARKLE_CPU_VECTORIZE: auto (unset; pixels, see Orientation), pixels or
+// channels (forced, for tests and comparisons).
 Orientation forced_orientation() {
   const char* env = std::getenv("SPARKLE_CPU_VECTORIZE");
   const std::string v = env != nullptr ? env : "";
-  if (v.empty() || v == "auto") return Orientation::either;
+  if (v.empty() || v == "auto") return Orientation::pixels;
   if (v == "pixels") return Orientation::pixels;
   if (v == "channels") return Orientation::channels;
   throw Error(SPARKLE_INVALID_ARGUMENT,
@@ -213,10 +212,7 @@ class CpuDevice final : public plugin::Device {
     return std::make_unique<HostBuffer>(host, bytes);
   }
   std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
-    Orientation orientation = forced_orientation();
-    if (orientation == Orientation::either && (d.flags & SPARKLE_CONV2D_CONSTANT_WEIGHTS) == 0)
-      orientation = Orientation::pixels;  // channels needs packed weights: only when reused
-    return std::make_unique<GemmPlan>(d, selected_isa(), orientation);
+    return std::make_unique<GemmPlan>(d, selected_isa(), forced_orientation());
   }
 };
 

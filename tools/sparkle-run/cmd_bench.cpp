@@ -28,8 +28,10 @@ int run_bench(int argc, char** argv) {
       "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
       "timer", po::value<std::string>()->default_value("auto"),
       "auto: device timer where the device has one, else wall; wall: always wall time "
-      "(transfers included)")("quiet", "no progress lines on stderr")("json",
-                                                                      "print one JSON object");
+      "(transfers included)")("quiet", "no progress lines on stderr")(
+      "constant-weights",
+      "promise the weights do not change between runs: backends may pack them once "
+      "(RunOptions::constant_weights)")("json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -65,6 +67,7 @@ int run_bench(int argc, char** argv) {
   Engine engine;
   RunOptions run;
   run.device = vm["device"].as<std::string>();
+  run.constant_weights = vm.count("constant-weights") > 0;
   const bool json = vm.count("json") > 0, quiet = vm.count("quiet") > 0;
   struct Row {
     std::string name, device, kernel;

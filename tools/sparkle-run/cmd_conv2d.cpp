@@ -52,7 +52,10 @@ int run_conv2d(int argc, char** argv) {
       "check", "compare with the float64 reference; fail above 1e-5 relative error")(
       "explain", "print why the device was chosen (candidates, estimates, selected: DEVICE)")(
       "json", "print one JSON object")(
-      "stats", "end with one JSON line of this process's program-cache counters");
+      "stats", "end with one JSON line of this process's program-cache counters")(
+      "constant-weights",
+      "promise the weights do not change between runs: backends may pack them once "
+      "(RunOptions::constant_weights)");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -137,6 +140,7 @@ int run_conv2d(int argc, char** argv) {
   Engine engine;
   RunOptions run;
   run.device = vm["device"].as<std::string>();
+  run.constant_weights = vm.count("constant-weights") > 0;
   // Poisoned, so that an element the backend never writes cannot pass --check.
   std::vector<float> y(static_cast<size_t>(d.output_elements()),
                        std::numeric_limits<float>::quiet_NaN());
