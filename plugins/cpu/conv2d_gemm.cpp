@@ -84,10 +84,16 @@ struct Geometry {
   int64_t Hq, Wq, top, left;
   int64_t phases;      // phase planes built per channel
   int phase_of[4][4];  // plane index of phase (pr, ps), or -1 if unused
-  int64_t cols;        // GEMM columns per (image, group): PQ, or out_h * Wq when direct
+  // The batch folded into the columns: one GEMM per group over the pixels
+  // of all images (image-major), where PQ is not a whole number of NR-wide
+  // panels (7x7 and 14x14 images), so only the last image's tail is padding.
+  // The tile is computed locally and copied to each image's part of y.
+  bool fold;
+  int64_t images;  // GEMMs per group: n, or 1 when folded
+  int64_t cols;    // GEMM columns: PQ, n * PQ when folded, out_h * Wq when direct
 };
 
-Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct) {
+Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct, int64_t nr = 0) {
   Geometry g{};
   g.PQ = d.out_h * d.out_w;
   g.cg = d.c / d.groups;
@@ -123,7 +129,9 @@ Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct) {
         if (g.phase_of[pr][ps] < 0) g.phase_of[pr][ps] = static_cast<int>(g.phases++);
       }
   }
-  g.cols = g.direct ? d.out_h * g.Wq : g.PQ;
+  g.fold = !g.direct && nr > 0 && d.n > 1 && g.PQ % nr != 0;
+  g.images = g.fold ? 1 : d.n;
+  g.cols = g.direct ? d.out_h * g.Wq : g.fold ? d.n * g.PQ : g.PQ;
   return g;
 }
 
@@ -167,17 +175,34 @@ void patch_row(const sparkle_conv2d_desc& d, const float* xg, int64_t j, int64_t
 
 // Packs patch rows [j0, j0 + kc) x pixels [p0, p0 + np) as panels of nr
 // columns: panel q holds kc rows of nr floats, zero past np.
+// Columns are pixels of one image, or with g.fold image-major pixels of
+// all images (xg is then image 0's group base; images are c*h*w apart).
 void pack_block(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg, int64_t j0,
                 int64_t kc, int64_t p0, int64_t np, int64_t nr, float* panel, float* row) {
   const int64_t full = np / nr;  // panels with nr valid columns
   const int64_t rest = np - full * nr;
+  const int64_t image = d.c * d.h * d.w;
+  const bool one_image = p0 / g.PQ == (p0 + np - 1) / g.PQ;
   for (int64_t j = 0; j < kc; ++j) {
-    const float* src;
-    if (g.pointwise) {
-      src = xg + (j0 + j) * g.PQ + p0;
+    const float* src = row;
+    if (one_image) {
+      const float* xi = xg + (p0 / g.PQ) * image;
+      if (g.pointwise) {
+        src = xi + (j0 + j) * g.PQ + p0 % g.PQ;
+      } else {
+        patch_row(d, xi, j0 + j, p0 % g.PQ, np, row);
+      }
     } else {
-      patch_row(d, xg, j0 + j, p0, np, row);
-      src = row;
+      for (int64_t i = 0; i < np;) {
+        const int64_t col = p0 + i, pi = col % g.PQ, seg = std::min(g.PQ - pi, np - i);
+        const float* xi = xg + (col / g.PQ) * image;
+        if (g.pointwise) {
+          std::copy(xi + (j0 + j) * g.PQ + pi, xi + (j0 + j) * g.PQ + pi + seg, row + i);
+        } else {
+          patch_row(d, xi, j0 + j, pi, seg, row + i);
+        }
+        i += seg;
+      }
     }
     float* dst = panel + j * nr;
     for (int64_t q = 0; q < full; ++q) std::memcpy(dst + q * kc * nr, src + q * nr, nr * 4);
@@ -193,7 +218,7 @@ void pack_block(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg
 
 Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
                      Orientation orientation, bool allow_direct) {
-  const Geometry g = geometry(d, allow_direct);
+  const Geometry g = geometry(d, allow_direct, ks.nr);
   const int64_t nr = ks.nr, mr = ks.mr;
   Tiling best;
   best.threads = std::max(threads, 1);
@@ -214,7 +239,7 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
     for (int64_t mt = mr; mt <= mt_max; mt += mr) {
       const int64_t tiles_k = ceil_div(g.kg, mt);
       const int64_t mt_eff = round_up(ceil_div(g.kg, tiles_k), mr);
-      const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
+      const int64_t tasks = g.images * d.groups * tiles_p * tiles_k;
       const int64_t waves = ceil_div(tasks, best.threads);
       const double pack = pack_cost * static_cast<double>(nt_eff * best.kc);
       const double compute =
@@ -225,7 +250,7 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
       const double own_cost = waves_d * (blocks_d * (pack + compute) + 5000.0);
       // Shared packing: every (image, group, pixel tile, block) packed once,
       // spread over the threads, plus a parallel phase's overhead.
-      const double pack_jobs = static_cast<double>(d.n * d.groups * tiles_p) * blocks_d;
+      const double pack_jobs = static_cast<double>(g.images * d.groups * tiles_p) * blocks_d;
       const double shared_cost = waves_d * (blocks_d * compute + 5000.0) +
                                  std::ceil(pack_jobs / best.threads) * pack + 20000.0;
       const bool shared_fits =
@@ -304,12 +329,12 @@ void pack_weights(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec, 
 void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling& tiling,
                  const float* x, const float* w, const float* wpacked, const float* bias,
                  float* y) {
-  const Geometry g = geometry(d, tiling.direct);
   const int64_t nr = ks.nr, mr = ks.mr;
+  const Geometry g = geometry(d, tiling.direct, nr);
   // Channel-vectorised tasks tile the output pixels, never wide columns.
   const int64_t tiles_p = ceil_div(tiling.kvec ? g.PQ : g.cols, tiling.nt);
   const int64_t tiles_k = ceil_div(g.kg, tiling.mt);
-  const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
+  const int64_t tasks = (tiling.kvec ? d.n : g.images) * d.groups * tiles_p * tiles_k;
   const float* b = d.has_bias ? bias : nullptr;
   const int64_t mblocks = ceil_div(g.kg, mr);
 
@@ -384,9 +409,9 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
   const int64_t blocks = ceil_div(g.crs, tiling.kc);
   const int64_t slot = round_up(tiling.nt, nr) * tiling.kc;
   if (tiling.shared_pack) {
-    shared.resize(static_cast<size_t>(d.n * d.groups * tiles_p * blocks * slot));
+    shared.resize(static_cast<size_t>(g.images * d.groups * tiles_p * blocks * slot));
     float* sh = shared.data();
-    tbb::parallel_for(int64_t{0}, d.n * d.groups * tiles_p * blocks, [&](int64_t job) {
+    tbb::parallel_for(int64_t{0}, g.images * d.groups * tiles_p * blocks, [&](int64_t job) {
       thread_local std::vector<float> row;
       const int64_t blk = job % blocks, tp = (job / blocks) % tiles_p;
       const int64_t ng = job / (blocks * tiles_p), n = ng / d.groups, grp = ng % d.groups;
@@ -400,11 +425,11 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
   const float* sh = shared.data();
 
   auto run_task = [&](int64_t t) {
-    thread_local std::vector<float> panel, row;
+    thread_local std::vector<float> panel, row, local;
     const int64_t tp = t % tiles_p;
     const int64_t tk = (t / tiles_p) % tiles_k;
     const int64_t grp = (t / (tiles_p * tiles_k)) % d.groups;
-    const int64_t n = t / (tiles_p * tiles_k * d.groups);
+    const int64_t n = t / (tiles_p * tiles_k * d.groups);  // 0 when folded
     const int64_t p0 = tp * tiling.nt, np = std::min(tiling.nt, g.cols - p0);
     const int64_t k0 = grp * g.kg + tk * tiling.mt, nk = std::min(tiling.mt, g.kg - tk * tiling.mt);
     const int64_t panels = ceil_div(np, nr);
@@ -424,14 +449,20 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
       tile.ldc = panels * nr;
       full = wpacked != nullptr ? ks.packed.full_rows : ks.full_rows;
       half = wpacked != nullptr ? ks.packed.half_rows : ks.half_rows;
-    } else if (!tiling.shared_pack) {
-      panel.resize(static_cast<size_t>(panels * nr * tiling.kc));
-      row.resize(static_cast<size_t>(panels * nr));
-      out = y + (n * d.k + k0) * g.PQ + p0;
-      tile.ldc = g.PQ;
     } else {
-      out = y + (n * d.k + k0) * g.PQ + p0;
-      tile.ldc = g.PQ;
+      if (!tiling.shared_pack) {
+        panel.resize(static_cast<size_t>(panels * nr * tiling.kc));
+        row.resize(static_cast<size_t>(panels * nr));
+      }
+      if (g.fold) {
+        // Columns span images: accumulate locally, copy out per image below.
+        local.resize(static_cast<size_t>(round_up(nk, mr) * panels * nr));
+        out = local.data();
+        tile.ldc = panels * nr;
+      } else {
+        out = y + (n * d.k + k0) * g.PQ + p0;
+        tile.ldc = g.PQ;
+      }
     }
     const float* xpad = pad + (n * d.groups + grp) * per_group + p0;
 
@@ -460,6 +491,18 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
           tile.b = g.direct ? xpad + q * nr : packed + q * kc * nr;
           tile.c = om + q * nr;
           (tile.nc <= ks.nr_half ? half : full)(tile);
+        }
+      }
+    }
+    if (g.fold) {
+      // Image-major columns [p0, p0 + np) -> each image's y.
+      for (int64_t m = 0; m < nk; ++m) {
+        const float* src = out + m * tile.ldc;
+        for (int64_t i = 0; i < np;) {
+          const int64_t col = p0 + i, img = col / g.PQ, pi = col % g.PQ;
+          const int64_t seg = std::min(g.PQ - pi, np - i);
+          std::copy(src + i, src + i + seg, y + (img * d.k + k0 + m) * g.PQ + pi);
+          i += seg;
         }
       }
     }

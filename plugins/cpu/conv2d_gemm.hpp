@@ -1,14 +1,20 @@
 // The CPU convolution: per (image, group) an implicit GEMM
 //   Y[k, pixels] = W[k, c*r*s] x patches[c*r*s, pixels]
-// on NCHW activations and KCRS weights, with no layout change of x, w or y
-// and nothing cached between calls (so weights changed in place are always
-// seen). A task owns a tile of output channels x output pixels and runs the
-// ISA's micro-kernel, which reads the weights in place. Patches come from
+// on NCHW activations and KCRS weights, with no layout change of x or y. A
+// task owns a tile of output channels x output pixels and runs the ISA's
+// micro-kernel. Weights are read in place (KCRS rows), or from a copy the
+// plan packed once (MR channels interleaved per reduction step) when the
+// caller promised constant weights. Patches come from
 //  - packed panels of NR columns, built per task one reduction block at a
 //    time (im2col with the padding folded in; a plain copy for 1x1 stride 1),
 //    or built once for all tasks when several tasks share a pixel tile;
-//  - or, for stride-1 filters larger than 1x1 ("direct"), straight from a
-//    zero-padded copy of the input, with no im2col at all.
+//  - or ("direct") straight from a zero-padded copy of the input split into
+//    stride phase planes, with no im2col at all (stride-1 filters larger
+//    than 1x1, and conv1-like strided ones);
+// and with images whose pixels do not fill whole panels (7x7, 14x14) the
+// batch is folded into the columns, one GEMM over all images' pixels.
+// Optionally (SPARKLE_CPU_VECTORIZE=channels) the GEMM is transposed:
+// vectors along output channels, pixels broadcast.
 // Bias and ReLU are applied when the first and last reduction blocks are
 // stored.
 #pragma once

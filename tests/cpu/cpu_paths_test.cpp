@@ -1,8 +1,9 @@
 // The CPU backend's code paths (packed patches per task or shared, direct
-// stride-1 on the padded input, 1x1 without padding, tail panels, groups and
-// dilation) against the float64 reference, with tilings chosen for 1, 2 and
-// 16 threads (a task_arena of that size), and weights changed in place
-// between calls of the same plan.
+// on the padded input's phase planes, the batch folded into the columns,
+// 1x1 without padding, tail panels, groups and dilation) against the
+// float64 reference, with tilings chosen for 1, 2 and 16 threads (a
+// task_arena of that size), and weights refilled in place between calls of
+// the same plan, with and without constant weights.
 #include <doctest/doctest.h>
 #include <tbb/task_arena.h>
 
@@ -42,6 +43,14 @@ Conv2dDesc asymmetric_strided() {
   return d;
 }
 
+// 81 output pixels (not a multiple of any panel width), 3 images: the
+// batch is folded into the GEMM's columns, and panels straddle images.
+Conv2dDesc batch_folded() {
+  Conv2dDesc d = make(20, 9, 24, 3, 1, 1, 1, 1, true, true);
+  d.n = 3;
+  return d;
+}
+
 }  // namespace
 
 TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
@@ -57,6 +66,7 @@ TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
       make(3, 64, 16, 7, 2, 3),                     // conv1-like, direct on phase planes
       make(4, 45, 8, 6, 2, 2, 1, 1, true, true),    // even filter, stride 2, direct
       asymmetric_strided(),                         // stride 2 x 3, uneven padding, direct
+      batch_folded(),                               // 3 images of 81 pixels in one GEMM
   };
   const uint64_t seed = test::fresh_seed();
   MESSAGE("data seed " << seed << " (replay with SPARKLE_TEST_SEED)");
