@@ -87,3 +87,36 @@ TEST_CASE("many threads can run convolutions on one engine at once") {
   for (auto& t : threads) t.join();
   CHECK(failures == 0);
 }
+
+TEST_CASE("threads sharing one plan with constant weights each get their own weights' result") {
+  // One descriptor (one plan, one packed-weight cache) and four weight
+  // tensors, used by eight threads at once with constant_weights: every
+  // result must match its own weights, never another thread's packed copy.
+  Engine engine;
+  Conv2dDesc d = small();
+  d.c = 5, d.k = 7, d.h = 9, d.w = 8, d.r = d.s = 3, d.pad_top = d.pad_bottom = 1;
+  std::mt19937_64 rng(test::fresh_seed());
+  std::vector<std::vector<float>> weights;
+  for (int i = 0; i < 4; ++i) weights.push_back(test::random_tensor(d.weight_elements(), rng));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  const uint64_t seed = test::fresh_seed();
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 local(seed + t);
+      for (int i = 0; i < 20; ++i) {
+        const auto& w = weights[static_cast<size_t>((t + i) % 4)];
+        const auto x = test::random_tensor(d.input_elements(), local);
+        auto y = test::poisoned(d.output_elements());
+        RunOptions opts;
+        opts.device = "cpu";
+        opts.constant_weights = true;
+        engine.conv2d(d, x, w, {}, y, opts);
+        const auto c = test::compare_with_reference(d, x, w, {}, y);
+        if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+}
