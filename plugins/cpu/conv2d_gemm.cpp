@@ -217,8 +217,8 @@ void pack_block(const sparkle_conv2d_desc& d, const Geometry& g, const float* xg
 }  // namespace
 
 Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
-                     Orientation orientation, bool allow_direct) {
-  const Geometry g = geometry(d, allow_direct, ks.nr);
+                     Orientation orientation) {
+  const Geometry g = geometry(d, true, ks.nr);
   const int64_t nr = ks.nr, mr = ks.mr;
   Tiling best;
   best.threads = std::max(threads, 1);
@@ -242,9 +242,10 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
       const int64_t tasks = g.images * d.groups * tiles_p * tiles_k;
       const int64_t waves = ceil_div(tasks, best.threads);
       const double pack = pack_cost * static_cast<double>(nt_eff * best.kc);
+      const int64_t row_tiles = mt_eff / mr, panels = nt_eff / nr;  // both exact
       const double compute =
-          static_cast<double>(mt_eff / mr) *
-          (static_cast<double>(nt_eff / nr) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
+          static_cast<double>(row_tiles) *
+          (static_cast<double>(panels) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
            2.0 * static_cast<double>(mr * best.kc));
       const double blocks_d = static_cast<double>(blocks), waves_d = static_cast<double>(waves);
       const double own_cost = waves_d * (blocks_d * (pack + compute) + 5000.0);
@@ -284,9 +285,10 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
       const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
       const int64_t waves = ceil_div(tasks, best.threads);
       const double pack = 12.0 * static_cast<double>(nt_eff * best.kc);
+      const int64_t channel_tiles = mt_eff / nr, pixel_tiles = nt_eff / mr;  // both exact
       const double compute =
-          static_cast<double>(mt_eff / nr) *
-          (static_cast<double>(nt_eff / mr) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
+          static_cast<double>(channel_tiles) *
+          (static_cast<double>(pixel_tiles) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
            2.0 * static_cast<double>(nr * best.kc));
       const double cost =
           static_cast<double>(waves) * (static_cast<double>(blocks) * (pack + compute) + 5000.0);

@@ -57,7 +57,7 @@ struct Tiling {
 enum class Orientation { pixels, channels };
 
 Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int threads,
-                     Orientation orientation = Orientation::pixels, bool allow_direct = true);
+                     Orientation orientation = Orientation::pixels);
 
 // Pre-packed weights: per group, per block of MR output channels, the
 // reduction steps in order with the MR channels' values side by side (rows

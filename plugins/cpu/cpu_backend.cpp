@@ -79,15 +79,18 @@ struct PackedWeights {
   }
   bool matches(const float* w, size_t count, bool layout) const {
     if (w != source || layout != kvec) return false;
+    // Bit patterns, not values: a NaN must match itself and -0 must not
+    // match +0, or changed weights could pass for the packed ones.
     for (int i = 0; i < kSamples; ++i)
-      if (std::memcmp(&sample[i], &w[sample_index(count, i)], sizeof(float)) != 0) return false;
+      if (std::memcmp(&sample[i], &w[sample_index(count, i)], sizeof(float)) != 0)  // NOLINT
+        return false;
     return true;
   }
 };
 
 // SPARKLE_CPU_VECTORIZE: auto (unset; pixels, see Orientation), pixels or
 // channels (forced, for tests and comparisons).
-Orientation forced_orientation() {
+Orientation selected_orientation() {
   const char* env = std::getenv("SPARKLE_CPU_VECTORIZE");
   const std::string v = env != nullptr ? env : "";
   if (v.empty() || v == "auto") return Orientation::pixels;
@@ -203,7 +206,7 @@ class CpuDevice final : public plugin::Device {
   // Every valid descriptor, on the ISA SPARKLE_CPU_ISA names (or the best).
   void check_supported(const sparkle_conv2d_desc&) override {
     (void)selected_isa();
-    (void)forced_orientation();
+    (void)selected_orientation();
   }
   std::unique_ptr<plugin::Buffer> create_buffer(size_t bytes) override {
     return std::make_unique<HostBuffer>(bytes);
@@ -212,7 +215,7 @@ class CpuDevice final : public plugin::Device {
     return std::make_unique<HostBuffer>(host, bytes);
   }
   std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
-    return std::make_unique<GemmPlan>(d, selected_isa(), forced_orientation());
+    return std::make_unique<GemmPlan>(d, selected_isa(), selected_orientation());
   }
 };
 
