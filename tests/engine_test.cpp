@@ -14,6 +14,13 @@ Conv2dDesc small() {
   d.n = 1, d.c = 4, d.h = 6, d.w = 6, d.k = 3, d.r = 3, d.s = 3;
   return d;
 }
+// Runs body(t) on `count` threads at once and waits for all of them.
+template <class Body>
+void on_threads(int count, Body body) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < count; ++t) threads.emplace_back([&body, t] { body(t); });
+  for (auto& t : threads) t.join();
+}
 }  // namespace
 
 TEST_CASE("buffer sizes that disagree with the descriptor are rejected by name") {
@@ -65,26 +72,22 @@ TEST_CASE("auto picks a device that supports the op and names it") {
 TEST_CASE("many threads can run convolutions on one engine at once") {
   Engine engine;
   std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
   const uint64_t seed = test::fresh_seed();
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937_64 rng(seed + t);
-      Conv2dDesc d = small();
-      d.c = 2 + t % 3, d.k = 1 + t, d.h = 5 + t, d.pad_top = t % 2;
-      for (int i = 0; i < 20; ++i) {
-        const auto x = test::random_tensor(d.input_elements(), rng);
-        const auto w = test::random_tensor(d.weight_elements(), rng);
-        auto y = test::poisoned(d.output_elements());
-        RunOptions opts;
-        opts.device = "cpu";
-        engine.conv2d(d, x, w, {}, y, opts);
-        const auto c = test::compare_with_reference(d, x, w, {}, y);
-        if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  on_threads(8, [&](int t) {
+    std::mt19937_64 rng(seed + t);
+    Conv2dDesc d = small();
+    d.c = 2 + t % 3, d.k = 1 + t, d.h = 5 + t, d.pad_top = t % 2;
+    for (int i = 0; i < 20; ++i) {
+      const auto x = test::random_tensor(d.input_elements(), rng);
+      const auto w = test::random_tensor(d.weight_elements(), rng);
+      auto y = test::poisoned(d.output_elements());
+      RunOptions opts;
+      opts.device = "cpu";
+      engine.conv2d(d, x, w, {}, y, opts);
+      const auto c = test::compare_with_reference(d, x, w, {}, y);
+      if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
+    }
+  });
   CHECK(failures == 0);
 }
 
@@ -99,24 +102,20 @@ TEST_CASE("threads sharing one plan with constant weights each get their own wei
   std::vector<std::vector<float>> weights;
   for (int i = 0; i < 4; ++i) weights.push_back(test::random_tensor(d.weight_elements(), rng));
   std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
   const uint64_t seed = test::fresh_seed();
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937_64 local(seed + t);
-      for (int i = 0; i < 20; ++i) {
-        const auto& w = weights[static_cast<size_t>((t + i) % 4)];
-        const auto x = test::random_tensor(d.input_elements(), local);
-        auto y = test::poisoned(d.output_elements());
-        RunOptions opts;
-        opts.device = "cpu";
-        opts.constant_weights = true;
-        engine.conv2d(d, x, w, {}, y, opts);
-        const auto c = test::compare_with_reference(d, x, w, {}, y);
-        if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  on_threads(8, [&](int t) {
+    std::mt19937_64 local(seed + t);
+    for (int i = 0; i < 20; ++i) {
+      const auto& w = weights[static_cast<size_t>((t + i) % 4)];
+      const auto x = test::random_tensor(d.input_elements(), local);
+      auto y = test::poisoned(d.output_elements());
+      RunOptions opts;
+      opts.device = "cpu";
+      opts.constant_weights = true;
+      engine.conv2d(d, x, w, {}, y, opts);
+      const auto c = test::compare_with_reference(d, x, w, {}, y);
+      if (c.non_finite != 0 || c.max_rel_error > 1e-5) ++failures;
+    }
+  });
   CHECK(failures == 0);
 }

@@ -220,90 +220,77 @@ Tiling choose_tiling(const sparkle_conv2d_desc& d, const KernelSet& ks, int thre
                      Orientation orientation) {
   const Geometry g = geometry(d, true, ks.nr);
   const int64_t nr = ks.nr, mr = ks.mr;
-  Tiling best;
-  best.threads = std::max(threads, 1);
-  best.direct = g.direct;
   const int64_t blocks = ceil_div(g.crs, kMaxKc);
-  best.kc = ceil_div(g.crs, blocks);
-  const int64_t nt_cap = std::max(nr, kMaxPanelBytes / (best.kc * 4) / nr * nr);
-  const int64_t nt_max = std::min(round_up(g.cols, nr), nt_cap);
-  const double pack_cost = g.direct ? 1.0 : 12.0;  // direct: only the output copy
-  const int64_t mt_max = round_up(g.kg, mr);
-  // Cost of one task in multiply-add units: packing (~12 per float), the
-  // micro-kernels (padded to whole tiles) and fixed overheads; the makespan
-  // is the number of waves of `threads` tasks times that.
-  double best_cost = std::numeric_limits<double>::infinity();
-  for (int64_t nt = nr; nt <= nt_max; nt += nr) {
-    const int64_t tiles_p = ceil_div(g.cols, nt);
-    const int64_t nt_eff = std::min(nt, round_up(ceil_div(g.cols, tiles_p), nr));
-    for (int64_t mt = mr; mt <= mt_max; mt += mr) {
-      const int64_t tiles_k = ceil_div(g.kg, mt);
-      const int64_t mt_eff = round_up(ceil_div(g.kg, tiles_k), mr);
-      const int64_t tasks = g.images * d.groups * tiles_p * tiles_k;
-      const int64_t waves = ceil_div(tasks, best.threads);
-      const double pack = pack_cost * static_cast<double>(nt_eff * best.kc);
-      const int64_t row_tiles = mt_eff / mr, panels = nt_eff / nr;  // both exact
-      const double compute =
-          static_cast<double>(row_tiles) *
-          (static_cast<double>(panels) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
-           2.0 * static_cast<double>(mr * best.kc));
-      const double blocks_d = static_cast<double>(blocks), waves_d = static_cast<double>(waves);
-      const double own_cost = waves_d * (blocks_d * (pack + compute) + 5000.0);
-      // Shared packing: every (image, group, pixel tile, block) packed once,
-      // spread over the threads, plus a parallel phase's overhead.
-      const double pack_jobs = static_cast<double>(g.images * d.groups * tiles_p) * blocks_d;
-      const double shared_cost = waves_d * (blocks_d * compute + 5000.0) +
-                                 std::ceil(pack_jobs / best.threads) * pack + 20000.0;
-      const bool shared_fits =
-          pack_jobs * static_cast<double>(nt_eff * best.kc) <= kMaxSharedFloats;
-      const bool shared = !g.direct && tiles_k > 1 && shared_fits && shared_cost < own_cost;
-      const double cost = shared ? shared_cost : own_cost;
-      if (cost < best_cost) {
-        best_cost = cost;
-        best.nt = nt_eff;
-        best.mt = std::min(mt_eff, g.kg);
-        best.tasks = tasks;
-        best.shared_pack = shared;
+  const int64_t kc = ceil_div(g.crs, blocks);
+  const double blocks_d = static_cast<double>(blocks);
+  threads = std::max(threads, 1);
+
+  // The GEMM a task tiles: `cols` pixel columns in micro-tiles of col_unit,
+  // the group's kg channels in micro-tiles of row_unit, `images` GEMMs per
+  // group. Pixel vectors: columns of NR, rows of MR; channel vectors: the
+  // other way round.
+  struct Shape {
+    int64_t cols, col_unit, row_unit, images;
+    double pack_cost;  // per packed float, in multiply-add units (~12; direct: 1, the output copy)
+    bool shareable;    // patches may be packed once for all tasks of a pixel tile
+  };
+  // Cost of one task in multiply-add units: packing, the micro-kernels
+  // (padded to whole tiles) and fixed overheads; the makespan is the
+  // number of waves of `threads` tasks times that.
+  auto search = [&](const Shape& sh) {
+    Tiling best;
+    best.threads = threads;
+    best.kc = kc;
+    const int64_t nt_cap =
+        std::max(sh.col_unit, kMaxPanelBytes / (kc * 4) / sh.col_unit * sh.col_unit);
+    const int64_t nt_max = std::min(round_up(sh.cols, sh.col_unit), nt_cap);
+    const int64_t mt_max = round_up(g.kg, sh.row_unit);
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (int64_t nt = sh.col_unit; nt <= nt_max; nt += sh.col_unit) {
+      const int64_t tiles_p = ceil_div(sh.cols, nt);
+      const int64_t nt_eff = std::min(nt, round_up(ceil_div(sh.cols, tiles_p), sh.col_unit));
+      for (int64_t mt = sh.row_unit; mt <= mt_max; mt += sh.row_unit) {
+        const int64_t tiles_k = ceil_div(g.kg, mt);
+        const int64_t mt_eff = round_up(ceil_div(g.kg, tiles_k), sh.row_unit);
+        const int64_t tasks = sh.images * d.groups * tiles_p * tiles_k;
+        const double waves = static_cast<double>(ceil_div(tasks, threads));
+        const double pack = sh.pack_cost * static_cast<double>(nt_eff * kc);
+        const int64_t row_tiles = mt_eff / sh.row_unit, col_tiles = nt_eff / sh.col_unit;  // exact
+        const double compute =
+            static_cast<double>(row_tiles) *
+            (static_cast<double>(col_tiles) * (static_cast<double>(mr * nr * kc) + 300.0) +
+             2.0 * static_cast<double>(sh.row_unit * kc));
+        const double own_cost = waves * (blocks_d * (pack + compute) + 5000.0);
+        // Shared packing: every (image, group, pixel tile, block) packed
+        // once, spread over the threads, plus a parallel phase's overhead.
+        const double pack_jobs = static_cast<double>(sh.images * d.groups * tiles_p) * blocks_d;
+        const double shared_cost =
+            waves * (blocks_d * compute + 5000.0) + std::ceil(pack_jobs / threads) * pack + 20000.0;
+        const bool shared_fits = pack_jobs * static_cast<double>(nt_eff * kc) <= kMaxSharedFloats;
+        const bool shared = sh.shareable && tiles_k > 1 && shared_fits && shared_cost < own_cost;
+        const double cost = shared ? shared_cost : own_cost;
+        if (cost < best_cost) {
+          best_cost = cost;
+          best.nt = nt_eff;
+          best.mt = std::min(mt_eff, g.kg);
+          best.tasks = tasks;
+          best.shared_pack = shared;
+        }
       }
     }
+    return best;
+  };
+
+  if (orientation == Orientation::channels) {
+    // Tasks of nt pixels (MR per micro-tile) x mt channels (NR per
+    // micro-tile), patches packed per task (im2col; never direct).
+    Tiling t = search({g.PQ, mr, nr, d.n, 12.0, false});
+    t.kvec = true;
+    return t;
   }
-  if (orientation == Orientation::pixels) return best;
-  best_cost = std::numeric_limits<double>::infinity();
-  // Channel vectors (needs pre-packed weights): tasks of nt pixels (MR per
-  // micro-tile) x mt channels (NR per micro-tile), patches packed per task
-  // (im2col; never direct).
-  const int64_t px = g.PQ;
-  const int64_t nt_cap_kv = std::max(mr, kMaxPanelBytes / (best.kc * 4) / mr * mr);
-  const int64_t nt_max_kv = std::min(round_up(px, mr), nt_cap_kv);
-  const int64_t mt_max_kv = round_up(g.kg, nr);
-  for (int64_t nt = mr; nt <= nt_max_kv; nt += mr) {
-    const int64_t tiles_p = ceil_div(px, nt);
-    const int64_t nt_eff = std::min(nt, round_up(ceil_div(px, tiles_p), mr));
-    for (int64_t mt = nr; mt <= mt_max_kv; mt += nr) {
-      const int64_t tiles_k = ceil_div(g.kg, mt);
-      const int64_t mt_eff = round_up(ceil_div(g.kg, tiles_k), nr);
-      const int64_t tasks = d.n * d.groups * tiles_p * tiles_k;
-      const int64_t waves = ceil_div(tasks, best.threads);
-      const double pack = 12.0 * static_cast<double>(nt_eff * best.kc);
-      const int64_t channel_tiles = mt_eff / nr, pixel_tiles = nt_eff / mr;  // both exact
-      const double compute =
-          static_cast<double>(channel_tiles) *
-          (static_cast<double>(pixel_tiles) * (static_cast<double>(mr * nr * best.kc) + 300.0) +
-           2.0 * static_cast<double>(nr * best.kc));
-      const double cost =
-          static_cast<double>(waves) * (static_cast<double>(blocks) * (pack + compute) + 5000.0);
-      if (cost < best_cost) {
-        best_cost = cost;
-        best.nt = nt_eff;
-        best.mt = std::min(mt_eff, g.kg);
-        best.tasks = tasks;
-        best.shared_pack = false;
-        best.kvec = true;
-        best.direct = false;
-      }
-    }
-  }
-  return best;
+  Tiling t = search({g.cols, nr, mr, g.images, g.direct ? 1.0 : 12.0, !g.direct});
+  t.direct = g.direct;
+  return t;
 }
 
 size_t packed_weight_floats(const sparkle_conv2d_desc& d, const KernelSet& ks, bool kvec) {
@@ -579,30 +566,23 @@ void conv2d_gemm(const sparkle_conv2d_desc& d, const KernelSet& ks, const Tiling
       }
     }
   };
-  if (tiling.kvec) {
+  // One task per TBB job: tasks are sized by the cost model already.
+  auto run_all = [&](auto&& task) {
     if (tasks == 1) {
-      run_task_kvec(0);
+      task(0);
       return;
     }
     tbb::parallel_for(
         tbb::blocked_range<int64_t>(0, tasks, 1),
         [&](const tbb::blocked_range<int64_t>& range) {
-          for (int64_t t = range.begin(); t != range.end(); ++t) run_task_kvec(t);
+          for (int64_t t = range.begin(); t != range.end(); ++t) task(t);
         },
         tbb::simple_partitioner());
-    return;
-  }
-
-  if (tasks == 1) {
-    run_task(0);
-    return;
-  }
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, tasks, 1),
-      [&](const tbb::blocked_range<int64_t>& range) {
-        for (int64_t t = range.begin(); t != range.end(); ++t) run_task(t);
-      },
-      tbb::simple_partitioner());
+  };
+  if (tiling.kvec)
+    run_all(run_task_kvec);
+  else
+    run_all(run_task);
 }
 
 }  // namespace sparkle::cpu

@@ -13,9 +13,16 @@ using namespace sparkle;
 
 namespace {
 
-struct ForcedIsa {
-  explicit ForcedIsa(const char* value) { setenv("SPARKLE_CPU_ISA", value, 1); }
-  ~ForcedIsa() { unsetenv("SPARKLE_CPU_ISA"); }
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
 };
 
 Conv2dDesc small_desc() {
@@ -37,6 +44,19 @@ RunResult run_once() {
   return engine.conv2d(d, x, w, {}, y, opts);
 }
 
+// run_once() must throw a sparkle::Error whose message contains `text`
+// (the variable and its value).
+void check_error_names(const std::string& text) {
+  CAPTURE(text);
+  try {
+    run_once();
+    FAIL("no error");
+  } catch (const Error& e) {
+    CAPTURE(e.what());
+    CHECK(std::string(e.what()).find(text) != std::string::npos);
+  }
+}
+
 bool cpu_has_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
@@ -49,7 +69,7 @@ bool cpu_has_avx512() {
 }  // namespace
 
 TEST_CASE("a forced portable ISA shows in the kernel name and the device properties") {
-  ForcedIsa isa("portable");
+  ScopedEnv isa("SPARKLE_CPU_ISA", "portable");
   CHECK(run_once().kernel.find("portable") != std::string::npos);
   Engine engine;
   bool found = false;
@@ -63,14 +83,8 @@ TEST_CASE("a forced portable ISA shows in the kernel name and the device propert
 }
 
 TEST_CASE("an unknown SPARKLE_CPU_ISA is an error naming the variable") {
-  ForcedIsa isa("sse9");
-  try {
-    run_once();
-    FAIL("no error for SPARKLE_CPU_ISA=sse9");
-  } catch (const Error& e) {
-    CAPTURE(e.what());
-    CHECK(std::string(e.what()).find("SPARKLE_CPU_ISA=sse9") != std::string::npos);
-  }
+  ScopedEnv isa("SPARKLE_CPU_ISA", "sse9");
+  check_error_names("SPARKLE_CPU_ISA=sse9");
 }
 
 TEST_CASE("forcing an ISA this CPU lacks is an error, not a fallback") {
@@ -78,35 +92,19 @@ TEST_CASE("forcing an ISA this CPU lacks is an error, not a fallback") {
     MESSAGE("this CPU has AVX-512; nothing to check");
     return;
   }
-  ForcedIsa isa("avx512");
-  try {
-    run_once();
-    FAIL("no error for SPARKLE_CPU_ISA=avx512 on a CPU without AVX-512");
-  } catch (const Error& e) {
-    CAPTURE(e.what());
-    CHECK(std::string(e.what()).find("SPARKLE_CPU_ISA=avx512") != std::string::npos);
-  }
+  ScopedEnv isa("SPARKLE_CPU_ISA", "avx512");
+  check_error_names("SPARKLE_CPU_ISA=avx512");
 }
 
 TEST_CASE("SPARKLE_CPU_VECTORIZE: channels shows in the kernel name, unknown values are errors") {
-  struct Forced {
-    explicit Forced(const char* value) { setenv("SPARKLE_CPU_VECTORIZE", value, 1); }
-    ~Forced() { unsetenv("SPARKLE_CPU_VECTORIZE"); }
-  };
   {
-    Forced v("channels");
+    ScopedEnv v("SPARKLE_CPU_VECTORIZE", "channels");
     CHECK(run_once().kernel.find("_channels") != std::string::npos);
   }
   {
-    Forced v("pixels");
+    ScopedEnv v("SPARKLE_CPU_VECTORIZE", "pixels");
     CHECK(run_once().kernel.find("_channels") == std::string::npos);
   }
-  Forced v("rows");
-  try {
-    run_once();
-    FAIL("no error for SPARKLE_CPU_VECTORIZE=rows");
-  } catch (const Error& e) {
-    CAPTURE(e.what());
-    CHECK(std::string(e.what()).find("SPARKLE_CPU_VECTORIZE=rows") != std::string::npos);
-  }
+  ScopedEnv v("SPARKLE_CPU_VECTORIZE", "rows");
+  check_error_names("SPARKLE_CPU_VECTORIZE=rows");
 }
