@@ -99,104 +99,40 @@ SPARKLE_INLINE void micro_kernel(const MicroTile& t) {
   }
 }
 
-// Portable: 4-float vectors (SSE2 on x86-64, NEON elsewhere, scalar if none).
-void portable_full(const MicroTile& t) { micro_kernel<v4, 6, 2, false>(t); }
-void portable_half(const MicroTile& t) { micro_kernel<v4, 6, 1, false>(t); }
-void portable_full_rows(const MicroTile& t) { micro_kernel<v4, 6, 2, true>(t); }
-void portable_half_rows(const MicroTile& t) { micro_kernel<v4, 6, 1, true>(t); }
-void portable_full_p(const MicroTile& t) { micro_kernel<v4, 6, 2, false, true>(t); }
-void portable_half_p(const MicroTile& t) { micro_kernel<v4, 6, 1, false, true>(t); }
-void portable_full_rows_p(const MicroTile& t) { micro_kernel<v4, 6, 2, true, true>(t); }
-void portable_half_rows_p(const MicroTile& t) { micro_kernel<v4, 6, 1, true, true>(t); }
-void portable_full_t(const MicroTile& t) { micro_kernel<v4, 6, 2, false, true, true>(t); }
-void portable_half_t(const MicroTile& t) { micro_kernel<v4, 6, 1, false, true, true>(t); }
+// Every variant of one ISA: NV = 2 vectors per row (full) or 1 (half);
+// patch rows from a panel or through offsets (_rows); weights in place or
+// pre-packed (_p); and the channel-vectorised, transposed-store ones (_t).
+#define SPARKLE_NO_TARGET
+#define SPARKLE_KERNEL_SET(SET, FN, ISA, TARGET, V, MR, NR, NAME)                               \
+  TARGET void FN##_full(const MicroTile& t) { micro_kernel<V, MR, 2, false>(t); }               \
+  TARGET void FN##_half(const MicroTile& t) { micro_kernel<V, MR, 1, false>(t); }               \
+  TARGET void FN##_full_rows(const MicroTile& t) { micro_kernel<V, MR, 2, true>(t); }           \
+  TARGET void FN##_half_rows(const MicroTile& t) { micro_kernel<V, MR, 1, true>(t); }           \
+  TARGET void FN##_full_p(const MicroTile& t) { micro_kernel<V, MR, 2, false, true>(t); }       \
+  TARGET void FN##_half_p(const MicroTile& t) { micro_kernel<V, MR, 1, false, true>(t); }       \
+  TARGET void FN##_full_rows_p(const MicroTile& t) { micro_kernel<V, MR, 2, true, true>(t); }   \
+  TARGET void FN##_half_rows_p(const MicroTile& t) { micro_kernel<V, MR, 1, true, true>(t); }   \
+  TARGET void FN##_full_t(const MicroTile& t) { micro_kernel<V, MR, 2, false, true, true>(t); } \
+  TARGET void FN##_half_t(const MicroTile& t) { micro_kernel<V, MR, 1, false, true, true>(t); } \
+  const KernelSet SET {                                                                         \
+    ISA, MR, NR, NR / 2, &FN##_full, &FN##_half, &FN##_full_rows, &FN##_half_rows, NAME,        \
+        {&FN##_full_p, &FN##_half_p, &FN##_full_rows_p, &FN##_half_rows_p}, {                   \
+      &FN##_full_t, &FN##_half_t                                                                \
+    }                                                                                           \
+  }
 
+// Portable: 4-float vectors (SSE2 on x86-64, NEON elsewhere, scalar if none).
+SPARKLE_KERNEL_SET(kPortable, portable, Isa::portable, SPARKLE_NO_TARGET, v4, 6, 8, "portable_6x8");
 #if SPARKLE_HAVE_X86_TARGETS
 // AVX2 + FMA: 6 x 16 keeps 12 accumulators, 2 patch vectors and 1 broadcast
 // in the 16 ymm registers.
-SPARKLE_TARGET_AVX2 void avx2_full(const MicroTile& t) { micro_kernel<v8, 6, 2, false>(t); }
-SPARKLE_TARGET_AVX2 void avx2_half(const MicroTile& t) { micro_kernel<v8, 6, 1, false>(t); }
-SPARKLE_TARGET_AVX2 void avx2_full_rows(const MicroTile& t) { micro_kernel<v8, 6, 2, true>(t); }
-SPARKLE_TARGET_AVX2 void avx2_half_rows(const MicroTile& t) { micro_kernel<v8, 6, 1, true>(t); }
-SPARKLE_TARGET_AVX2 void avx2_full_p(const MicroTile& t) { micro_kernel<v8, 6, 2, false, true>(t); }
-SPARKLE_TARGET_AVX2 void avx2_half_p(const MicroTile& t) { micro_kernel<v8, 6, 1, false, true>(t); }
-SPARKLE_TARGET_AVX2 void avx2_full_rows_p(const MicroTile& t) {
-  micro_kernel<v8, 6, 2, true, true>(t);
-}
-SPARKLE_TARGET_AVX2 void avx2_half_rows_p(const MicroTile& t) {
-  micro_kernel<v8, 6, 1, true, true>(t);
-}
-SPARKLE_TARGET_AVX2 void avx2_full_t(const MicroTile& t) {
-  micro_kernel<v8, 6, 2, false, true, true>(t);
-}
-SPARKLE_TARGET_AVX2 void avx2_half_t(const MicroTile& t) {
-  micro_kernel<v8, 6, 1, false, true, true>(t);
-}
+SPARKLE_KERNEL_SET(kAvx2, avx2, Isa::avx2, SPARKLE_TARGET_AVX2, v8, 6, 16, "avx2_6x16");
 // AVX-512: 12 x 32 keeps 24 accumulators of the 32 zmm registers.
-SPARKLE_TARGET_AVX512 void avx512_full(const MicroTile& t) { micro_kernel<v16, 12, 2, false>(t); }
-SPARKLE_TARGET_AVX512 void avx512_half(const MicroTile& t) { micro_kernel<v16, 12, 1, false>(t); }
-SPARKLE_TARGET_AVX512 void avx512_full_rows(const MicroTile& t) {
-  micro_kernel<v16, 12, 2, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_half_rows(const MicroTile& t) {
-  micro_kernel<v16, 12, 1, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_full_p(const MicroTile& t) {
-  micro_kernel<v16, 12, 2, false, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_half_p(const MicroTile& t) {
-  micro_kernel<v16, 12, 1, false, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_full_rows_p(const MicroTile& t) {
-  micro_kernel<v16, 12, 2, true, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_half_rows_p(const MicroTile& t) {
-  micro_kernel<v16, 12, 1, true, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_full_t(const MicroTile& t) {
-  micro_kernel<v16, 12, 2, false, true, true>(t);
-}
-SPARKLE_TARGET_AVX512 void avx512_half_t(const MicroTile& t) {
-  micro_kernel<v16, 12, 1, false, true, true>(t);
-}
+SPARKLE_KERNEL_SET(kAvx512, avx512, Isa::avx512, SPARKLE_TARGET_AVX512, v16, 12, 32,
+                   "avx512_12x32");
 #endif
-
-const KernelSet kPortable{
-    Isa::portable,
-    6,
-    8,
-    4,
-    &portable_full,
-    &portable_half,
-    &portable_full_rows,
-    &portable_half_rows,
-    "portable_6x8",
-    {&portable_full_p, &portable_half_p, &portable_full_rows_p, &portable_half_rows_p},
-    {&portable_full_t, &portable_half_t}};
-#if SPARKLE_HAVE_X86_TARGETS
-const KernelSet kAvx2{Isa::avx2,
-                      6,
-                      16,
-                      8,
-                      &avx2_full,
-                      &avx2_half,
-                      &avx2_full_rows,
-                      &avx2_half_rows,
-                      "avx2_6x16",
-                      {&avx2_full_p, &avx2_half_p, &avx2_full_rows_p, &avx2_half_rows_p},
-                      {&avx2_full_t, &avx2_half_t}};
-const KernelSet kAvx512{Isa::avx512,
-                        12,
-                        32,
-                        16,
-                        &avx512_full,
-                        &avx512_half,
-                        &avx512_full_rows,
-                        &avx512_half_rows,
-                        "avx512_12x32",
-                        {&avx512_full_p, &avx512_half_p, &avx512_full_rows_p, &avx512_half_rows_p},
-                        {&avx512_full_t, &avx512_half_t}};
-#endif
+#undef SPARKLE_KERNEL_SET
+#undef SPARKLE_NO_TARGET
 
 }  // namespace
 
