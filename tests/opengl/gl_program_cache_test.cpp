@@ -6,8 +6,6 @@
 //  - a payload the driver refuses is rejected once and recompiled;
 //  - an ABI 1.0 host (no blob services) gets compiles only.
 // Exits 77 where the plugin finds no EGL device.
-#define DOCTEST_CONFIG_IMPLEMENT
-#include <dlfcn.h>
 #include <doctest/doctest.h>
 #include <sparkle/plugin.h>
 
@@ -26,12 +24,11 @@
 #include <thread>
 #include <vector>
 
-struct sparkle_status_t {
-  sparkle_code code;
-  std::string message;
-};
+#include "gl_plugin_harness.hpp"
 
 namespace {
+
+using namespace gltest;
 
 // ---- the host ---------------------------------------------------------------
 
@@ -55,12 +52,6 @@ std::string key_of(const sparkle_blob_key* k) {
   return s;
 }
 
-sparkle_status make_status(sparkle_code code, const char* message) {
-  return new sparkle_status_t{code, message != nullptr ? message : ""};
-}
-void host_log(sparkle_log_level level, const char* plugin, const char* message) {
-  if (level >= SPARKLE_LOG_WARN) std::fprintf(stderr, "[%s] %s\n", plugin, message);
-}
 void* blob_get(const sparkle_blob_key* key, size_t* size) {
   std::lock_guard lock(g_mutex);
   ++g_counts.gets;
@@ -95,12 +86,7 @@ void cache_event(sparkle_cache_event event, double ms) {
 }
 
 sparkle_host_services full_host() {
-  sparkle_host_services h;
-  std::memset(&h, 0, sizeof h);
-  h.struct_size = sizeof h;
-  h.abi_version = SPARKLE_PLUGIN_ABI_VERSION;
-  h.make_status = &make_status;
-  h.log = &host_log;
+  sparkle_host_services h = minimal_host();
   h.blob_get = &blob_get;
   h.blob_release = &blob_release;
   h.blob_put = &blob_put;
@@ -116,21 +102,6 @@ Counts counts() {
 }
 
 // ---- the plugin ---------------------------------------------------------------
-
-const sparkle_plugin* g_plugin = nullptr;
-
-std::string take(sparkle_status s) {
-  if (s == nullptr) return {};
-  std::string m = s->message.empty() ? "error" : s->message;
-  delete s;
-  return m;
-}
-#define REQUIRE_OK(expr)         \
-  do {                           \
-    std::string e_ = take(expr); \
-    INFO(e_);                    \
-    REQUIRE(e_.empty());         \
-  } while (0)
 
 // Re-initialises the plugin with a host: fresh GL contexts, empty LiveCaches.
 void restart(const sparkle_host_services* host) {
@@ -150,16 +121,10 @@ sparkle_conv2d_desc shape(int64_t c, int64_t hw, int64_t k) {
   return d;
 }
 
-struct Device {
-  sparkle_device h = nullptr;
-  Device() { REQUIRE_OK(g_plugin->open_device(0, &h)); }
-  ~Device() { g_plugin->close_device(h); }
-};
-
 struct Plan {
   sparkle_plan h = nullptr;
   Plan(const Device& dev, const sparkle_conv2d_desc& d) {
-    REQUIRE_OK(g_plugin->plan_conv2d(dev.h, &d, &h));
+    REQUIRE_OK(g_plugin->plan_conv2d(dev.handle, &d, &h));
   }
   ~Plan() { reset(); }
   void reset() {
@@ -178,9 +143,9 @@ double run_and_check(const Device& dev, const Plan& plan, const sparkle_conv2d_d
   std::vector<float> y(static_cast<size_t>(d.k * d.h * d.w),
                        std::numeric_limits<float>::quiet_NaN());
   sparkle_buffer bx, bw, by;
-  REQUIRE_OK(g_plugin->buffer_create(dev.h, x.size() * 4, &bx));
-  REQUIRE_OK(g_plugin->buffer_create(dev.h, w.size() * 4, &bw));
-  REQUIRE_OK(g_plugin->buffer_create(dev.h, y.size() * 4, &by));
+  REQUIRE_OK(g_plugin->buffer_create(dev.handle, x.size() * 4, &bx));
+  REQUIRE_OK(g_plugin->buffer_create(dev.handle, w.size() * 4, &bw));
+  REQUIRE_OK(g_plugin->buffer_create(dev.handle, y.size() * 4, &by));
   REQUIRE_OK(g_plugin->buffer_upload(bx, 0, x.data(), x.size() * 4));
   REQUIRE_OK(g_plugin->buffer_upload(bw, 0, w.data(), w.size() * 4));
   REQUIRE_OK(g_plugin->buffer_upload(by, 0, y.data(), y.size() * 4));
@@ -190,26 +155,8 @@ double run_and_check(const Device& dev, const Plan& plan, const sparkle_conv2d_d
   g_plugin->fence_destroy(fence);
   REQUIRE_OK(g_plugin->buffer_download(by, 0, y.data(), y.size() * 4));
   for (auto b : {bx, bw, by}) g_plugin->buffer_destroy(b);
-  double worst = 0;
-  for (int64_t k = 0; k < d.k; ++k)
-    for (int64_t oy = 0; oy < d.h; ++oy)
-      for (int64_t ox = 0; ox < d.w; ++ox) {
-        double acc = 0, mag = 0;
-        for (int64_t c = 0; c < d.c; ++c)
-          for (int64_t r = 0; r < 3; ++r)
-            for (int64_t s = 0; s < 3; ++s) {
-              const int64_t iy = oy - 1 + r, ix = ox - 1 + s;
-              if (iy < 0 || iy >= d.h || ix < 0 || ix >= d.w) continue;
-              const double p = double(x[static_cast<size_t>((c * d.h + iy) * d.w + ix)]) *
-                               w[static_cast<size_t>(((k * d.c + c) * 3 + r) * 3 + s)];
-              acc += p;
-              mag += std::fabs(p);
-            }
-        const double got = y[static_cast<size_t>((k * d.h + oy) * d.w + ox)];
-        if (!std::isfinite(got)) return INFINITY;
-        worst = std::max(worst, std::fabs(got - acc) / std::max(mag, 1e-30));
-      }
-  return worst;
+  const auto e = compare_with_reference(d, x, w, {}, y);
+  return e.non_finite != 0 ? INFINITY : e.max_rel_error;
 }
 
 TEST_CASE("capacity 1: programs of live plans survive eviction") {
@@ -252,7 +199,8 @@ TEST_CASE("plans destroyed on other threads release their programs safely") {
       threads.emplace_back([&, t] {
         const auto d = shape(4 + t, 8, 8);
         sparkle_plan p = nullptr;
-        if (take(g_plugin->plan_conv2d(dev.h, &d, &p)).empty()) g_plugin->plan_destroy(p);
+        if (take(g_plugin->plan_conv2d(dev.handle, &d, &p)).code == SPARKLE_OK)
+          g_plugin->plan_destroy(p);
       });
     }
     for (auto& th : threads) th.join();
@@ -322,34 +270,4 @@ TEST_CASE("an ABI 1.0 host (no blob services) gets plain compiles") {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const char* path = std::getenv("SPARKLE_GL_PLUGIN");
-  if (path == nullptr) {
-    std::fprintf(stderr, "set SPARKLE_GL_PLUGIN to libsparkle-opengl.so\n");
-    return 1;
-  }
-  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    std::fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-    return 1;
-  }
-  auto entry = reinterpret_cast<sparkle_plugin_entry_fn>(dlsym(lib, SPARKLE_PLUGIN_ENTRY_NAME));
-  if (entry == nullptr || (g_plugin = entry(SPARKLE_PLUGIN_ABI_VERSION)) == nullptr) {
-    std::fprintf(stderr, "%s: no usable %s\n", path, SPARKLE_PLUGIN_ENTRY_NAME);
-    return 1;
-  }
-  const std::string st = take(g_plugin->init(&g_host));
-  if (!st.empty()) {
-    std::fprintf(stderr, "init failed: %s\n", st.c_str());
-    return 1;
-  }
-  if (g_plugin->device_count() == 0) {
-    std::printf("SKIP: no OpenGL device: %s\n", g_plugin->unavailable_reason());
-    g_plugin->shutdown();
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  const int rc = context.run();
-  g_plugin->shutdown();
-  return rc;
-}
+int main(int argc, char** argv) { return gltest::run_plugin_tests(argc, argv, &g_host); }

@@ -1,10 +1,9 @@
-// Tests of libsparkle-opengl.so through its C ABI alone (no libsparkle): the
-// plugin is dlopened, given a host-services table, and its conv2d results are
-// checked against a float64 direct convolution on fresh random data, with
-// the output poisoned first. Exit code 77 (meson: skipped) when the plugin
-// finds no EGL device. SPARKLE_GL_KERNEL=naive|tiled picks the kernel.
-#define DOCTEST_CONFIG_IMPLEMENT
-#include <dlfcn.h>
+// Tests of libsparkle-opengl.so through its C ABI alone: the plugin is
+// dlopened, given a host-services table without a blob store, and its conv2d
+// results are checked against libsparkle's float64 reference on fresh random
+// data, with the output poisoned first. Exit code 77 (meson: skipped) when
+// the plugin finds no EGL device. SPARKLE_GL_KERNEL=naive|tiled picks the
+// kernel.
 #include <doctest/doctest.h>
 #include <sparkle/plugin.h>
 
@@ -22,56 +21,17 @@
 #include <thread>
 #include <vector>
 
-struct sparkle_status_t {
-  sparkle_code code;
-  std::string message;
-};
+#include "common/test_data.hpp"
+#include "gl_plugin_harness.hpp"
 
 namespace {
 
-sparkle_status make_status(sparkle_code code, const char* message) {
-  return new sparkle_status_t{code, message != nullptr ? message : ""};
-}
-
-void host_log(sparkle_log_level level, const char* plugin, const char* message) {
-  if (level >= SPARKLE_LOG_WARN) std::fprintf(stderr, "[%s] %s\n", plugin, message);
-}
+using namespace gltest;
+using sparkle::test::fresh_seed;
+using sparkle::test::random_tensor;
 
 // No blob store: the plugin must work with the optional services absent.
-sparkle_host_services make_host() {
-  sparkle_host_services h;
-  std::memset(&h, 0, sizeof h);
-  h.struct_size = sizeof h;
-  h.abi_version = SPARKLE_PLUGIN_ABI_VERSION;
-  h.make_status = &make_status;
-  h.log = &host_log;
-  return h;
-}
-const sparkle_host_services kHost = make_host();
-
-const sparkle_plugin* g_plugin = nullptr;
-
-// Takes ownership of a status; returns its code (SPARKLE_OK for NULL).
-struct Status {
-  sparkle_code code = SPARKLE_OK;
-  std::string message;
-};
-Status take(sparkle_status s) {
-  Status out;
-  if (s != nullptr) {
-    out.code = s->code;
-    out.message = s->message;
-    delete s;
-  }
-  return out;
-}
-
-#define REQUIRE_OK(expr)             \
-  do {                               \
-    Status st_ = take(expr);         \
-    INFO(st_.message);               \
-    REQUIRE(st_.code == SPARKLE_OK); \
-  } while (0)
+const sparkle_host_services kHost = minimal_host();
 
 struct Desc : sparkle_conv2d_desc {
   Desc(int64_t n_, int64_t c_, int64_t h_, int64_t w_, int64_t k_, int64_t r_, int64_t s_) {
@@ -104,59 +64,6 @@ struct Desc : sparkle_conv2d_desc {
        << groups << (has_bias ? " bias" : "") << (relu ? " relu" : "");
     return os.str();
   }
-};
-
-// Float64 direct convolution; also |bias| + sum |x*w| per output.
-void reference(const Desc& d, const std::vector<float>& x, const std::vector<float>& w,
-               const std::vector<float>& b, std::vector<double>& y, std::vector<double>& mag) {
-  const int64_t cpg = d.c / d.groups, kpg = d.k / d.groups;
-  y.assign(static_cast<size_t>(d.y_elems()), 0.0);
-  mag.assign(y.size(), 0.0);
-  for (int64_t n = 0; n < d.n; ++n)
-    for (int64_t k = 0; k < d.k; ++k) {
-      const int64_t g = k / kpg;
-      for (int64_t oy = 0; oy < d.out_h; ++oy)
-        for (int64_t ox = 0; ox < d.out_w; ++ox) {
-          double acc = d.has_bias ? b[static_cast<size_t>(k)] : 0.0;
-          double m = std::fabs(acc);
-          for (int64_t c = 0; c < cpg; ++c)
-            for (int64_t r = 0; r < d.r; ++r) {
-              const int64_t iy = oy * d.stride_h - d.pad_top + r * d.dilation_h;
-              if (iy < 0 || iy >= d.h) continue;
-              for (int64_t s = 0; s < d.s; ++s) {
-                const int64_t ix = ox * d.stride_w - d.pad_left + s * d.dilation_w;
-                if (ix < 0 || ix >= d.w) continue;
-                const double xv =
-                    x[static_cast<size_t>(((n * d.c + g * cpg + c) * d.h + iy) * d.w + ix)];
-                const double wv = w[static_cast<size_t>(((k * cpg + c) * d.r + r) * d.s + s)];
-                acc += xv * wv;
-                m += std::fabs(xv * wv);
-              }
-            }
-          if (d.relu) acc = std::max(acc, 0.0);
-          const size_t i = static_cast<size_t>(((n * d.k + k) * d.out_h + oy) * d.out_w + ox);
-          y[i] = acc;
-          mag[i] = m;
-        }
-    }
-}
-
-uint64_t fresh_seed() {
-  if (const char* s = std::getenv("SPARKLE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
-}
-
-std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (auto& e : v) e = dist(rng);
-  return v;
-}
-
-struct Device {
-  sparkle_device handle = nullptr;
-  explicit Device(size_t index = 0) { REQUIRE_OK(g_plugin->open_device(index, &handle)); }
-  ~Device() { g_plugin->close_device(handle); }
 };
 
 struct Buffer {
@@ -197,34 +104,6 @@ RunResult run_conv(const Device& dev, const Desc& d, const std::vector<float>& x
   g_plugin->plan_destroy(plan);
   REQUIRE_OK(g_plugin->buffer_download(by.handle, 0, out.y.data(), out.y.size() * 4));
   return out;
-}
-
-struct Errors {
-  double by_magnitude = 0;  // |got - want| / (|bias| + sum|x*w|)
-  double by_value = 0;      // |got - want| / max(|want|, 1e-3 * max|want|)
-  int64_t non_finite = 0;
-  int64_t worst = -1;
-};
-
-Errors compare(const std::vector<float>& got, const std::vector<double>& want,
-               const std::vector<double>& mag) {
-  Errors e;
-  double max_abs = 0;
-  for (double v : want) max_abs = std::max(max_abs, std::fabs(v));
-  const double floor_v = std::max(1e-3 * max_abs, 1e-30);
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) {
-      ++e.non_finite;
-      e.worst = static_cast<int64_t>(i);
-      continue;
-    }
-    const double diff = std::fabs(got[i] - want[i]);
-    const double rm = diff / std::max(mag[i], 1e-30);
-    const double rv = diff / std::max(std::fabs(want[i]), floor_v);
-    if (rm > e.by_magnitude) e.by_magnitude = rm, e.worst = static_cast<int64_t>(i);
-    e.by_value = std::max(e.by_value, rv);
-  }
-  return e;
 }
 
 std::string expected_kernel_prefix() {
@@ -300,7 +179,7 @@ TEST_CASE("conv2d matches the float64 reference on odd descriptors") {
   MESSAGE("data seed " << seed << " (replay with SPARKLE_TEST_SEED)");
   std::mt19937_64 rng(seed);
   const std::string prefix = expected_kernel_prefix();
-  double worst_m = 0, worst_v = 0;
+  double worst = 0;
   for (const Desc& d : odd_descriptors()) {
     CAPTURE(d.str());
     REQUIRE_OK(g_plugin->supports_conv2d(dev.handle, &d));
@@ -312,21 +191,15 @@ TEST_CASE("conv2d matches the float64 reference on odd descriptors") {
     MESSAGE(d.str() << ": " << got.kernel << ", " << got.elapsed_ns / 1000 << " us");
     CHECK(got.kernel.rfind(prefix, 0) == 0);
     CHECK(got.elapsed_ns >= 0);
-    std::vector<double> want, mag;
-    reference(d, x, w, b, want, mag);
-    const Errors e = compare(got.y, want, mag);
-    CAPTURE(e.worst);
+    const auto e = compare_with_reference(d, x, w, b, got.y);
+    CAPTURE(e.worst_index);
     CHECK(e.non_finite == 0);
     // The bound is relative to |bias| + sum|x*w|, what any fp32 summation
-    // order is proportional to. Relative to |ref| it cannot hold where the
-    // sum cancels (even a sequential fp32 loop reaches ~1e-4 there), so that
-    // figure is only reported.
-    CHECK(e.by_magnitude <= 1e-5);
-    worst_m = std::max(worst_m, e.by_magnitude);
-    worst_v = std::max(worst_v, e.by_value);
+    // order is proportional to (see sparkle::compare).
+    CHECK(e.max_rel_error <= 1e-5);
+    worst = std::max(worst, e.max_rel_error);
   }
-  MESSAGE("worst relative error: " << worst_m << " (by |bias|+sum|x*w|), " << worst_v
-                                   << " (by max(|ref|, 1e-3 max|ref|))");
+  MESSAGE("worst relative error (by |bias|+sum|x*w|): " << worst);
 }
 
 TEST_CASE("a grid beyond 65535 work groups in one dimension is computed fully") {
@@ -384,11 +257,9 @@ TEST_CASE("every tile shape of the tiled kernel matches the reference") {
                  b = random_tensor(d.has_bias ? d.k : 0, rng);
       RunResult got = run_conv(dev, d, x, w, b);
       CHECK(got.kernel.find(tile) != std::string::npos);
-      std::vector<double> want, mag;
-      reference(d, x, w, b, want, mag);
-      const Errors e = compare(got.y, want, mag);
+      const auto e = compare_with_reference(d, x, w, b, got.y);
       CHECK(e.non_finite == 0);
-      CHECK(e.by_magnitude <= 1e-5);
+      CHECK(e.max_rel_error <= 1e-5);
     }
   }
   unsetenv("SPARKLE_GL_TILE");
@@ -427,11 +298,9 @@ TEST_CASE("an oversized request is an error and the device keeps working") {
   std::mt19937_64 rng(fresh_seed());
   const auto xv = random_tensor(d.x_elems(), rng), wv = random_tensor(d.w_elems(), rng);
   RunResult got = run_conv(dev, d, xv, wv, {});
-  std::vector<double> want, mag;
-  reference(d, xv, wv, {}, want, mag);
-  const Errors e = compare(got.y, want, mag);
+  const auto e = compare_with_reference(d, xv, wv, {}, got.y);
   CHECK(e.non_finite == 0);
-  CHECK(e.by_magnitude <= 1e-5);
+  CHECK(e.max_rel_error <= 1e-5);
 }
 
 TEST_CASE("many threads submitting to one device get correct results") {
@@ -465,10 +334,8 @@ TEST_CASE("many threads submitting to one device get correct results") {
           g_plugin->fence_destroy(fence);
           g_plugin->plan_destroy(plan);
           for (auto* b2 : {bx, bw, bb, by}) g_plugin->buffer_destroy(b2);
-          std::vector<double> want, mag;
-          reference(d, x, w, b, want, mag);
-          const Errors e = compare(y, want, mag);
-          if (e.non_finite != 0 || e.by_magnitude > 1e-5) ++failures;
+          const auto e = compare_with_reference(d, x, w, b, y);
+          if (e.non_finite != 0 || e.max_rel_error > 1e-5) ++failures;
         } else {
           ++failures;
         }
@@ -479,39 +346,4 @@ TEST_CASE("many threads submitting to one device get correct results") {
   CHECK(failures.load() == 0);
 }
 
-int main(int argc, char** argv) {
-  const char* path = std::getenv("SPARKLE_GL_PLUGIN");
-  if (path == nullptr) {
-    std::fprintf(stderr, "set SPARKLE_GL_PLUGIN to libsparkle-opengl.so\n");
-    return 1;
-  }
-  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    std::fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-    return 1;
-  }
-  auto entry = reinterpret_cast<sparkle_plugin_entry_fn>(dlsym(lib, SPARKLE_PLUGIN_ENTRY_NAME));
-  if (entry == nullptr || (g_plugin = entry(SPARKLE_PLUGIN_ABI_VERSION)) == nullptr) {
-    std::fprintf(stderr, "%s: no usable %s\n", path, SPARKLE_PLUGIN_ENTRY_NAME);
-    return 1;
-  }
-  if (g_plugin->struct_size < sizeof(sparkle_plugin) ||
-      std::strcmp(g_plugin->name, "opengl") != 0) {
-    std::fprintf(stderr, "unexpected plugin descriptor\n");
-    return 1;
-  }
-  Status st = take(g_plugin->init(&kHost));
-  if (st.code != SPARKLE_OK) {
-    std::fprintf(stderr, "init failed: %s\n", st.message.c_str());
-    return 1;
-  }
-  if (g_plugin->device_count() == 0) {
-    std::printf("SKIP: no OpenGL device: %s\n", g_plugin->unavailable_reason());
-    g_plugin->shutdown();
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  const int rc = context.run();
-  g_plugin->shutdown();
-  return rc;
-}
+int main(int argc, char** argv) { return gltest::run_plugin_tests(argc, argv, &kHost); }
