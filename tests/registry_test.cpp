@@ -19,7 +19,7 @@ TEST_CASE("broken plugins are rejected with their reason and the engine keeps wo
 
   const std::map<std::string, std::string> expected = {
       {"libsparkle-noentry.so", "missing entry point 'sparkle_plugin_entry'"},
-      {"libsparkle-badabi.so", "wrong ABI version: plugin has 99.3, host expects 1.2"},
+      {"libsparkle-badabi.so", "wrong ABI version: plugin has 99.3, host expects 1.3"},
       {"libsparkle-small.so", "descriptor struct_size 24 too small"},
       {"libsparkle-throws.so", "init threw: fixture init failure"},
       {"libsparkle-initfails.so", "init failed: fixture refuses to start"},
@@ -67,4 +67,31 @@ TEST_CASE("the current directory is never searched implicitly") {
   std::vector<float> x(1), w(1), y(1);
   CHECK_THROWS_WITH_AS(engine.conv2d(d, x, w, {}, y), doctest::Contains("no devices loaded"),
                        Error);
+}
+
+TEST_CASE("a plugin built against the v1.2 header loads in the v1.3 host and runs") {
+  EngineOptions options;
+  options.plugin_paths = {SPARKLE_OLD_ABI_PLUGIN_DIR};
+  options.use_default_paths = false;
+  Engine engine(options);
+  REQUIRE(engine.plugins().size() == 1);
+  CHECK(engine.plugins()[0].loaded);
+  CHECK(engine.plugins()[0].reason.empty());
+  REQUIRE(engine.devices().size() == 1);
+  CHECK(engine.devices()[0].name == "oldabi:0");
+
+  Conv2dDesc d;
+  d.n = 2, d.c = 4, d.h = 7, d.w = 6, d.k = 3, d.r = 3, d.s = 2;
+  d.pad_top = 1, d.pad_left = 0, d.pad_bottom = 2, d.pad_right = 1;
+  d.stride_h = 2;
+  d.has_bias = true;
+  std::mt19937_64 rng(test::fresh_seed());
+  const auto x = test::random_tensor(d.input_elements(), rng);
+  const auto w = test::random_tensor(d.weight_elements(), rng);
+  const auto b = test::random_tensor(d.bias_elements(), rng);
+  auto y = test::poisoned(d.output_elements());
+  RunOptions opts;
+  opts.device = "oldabi";
+  CHECK(engine.conv2d(d, x, w, b, y, opts).kernel == "old_abi_direct");
+  CHECK(test::compare_with_reference(d, x, w, b, y).max_rel_error < 1e-5);
 }

@@ -119,7 +119,10 @@ struct Required {
 // second init or an early shutdown by another Engine would break the first.
 struct SharedPlugin {
   std::shared_ptr<boost::dll::shared_library> library;
-  const sparkle_plugin* api = nullptr;
+  // The plugin's descriptor copied into a host-sized struct: members past
+  // the plugin's struct_size (added in later minors) read as NULL.
+  sparkle_plugin normalized{};
+  const sparkle_plugin* api = nullptr;  // &normalized
   ~SharedPlugin() {
     try {
       if (api != nullptr && api->shutdown != nullptr) api->shutdown();
@@ -272,10 +275,16 @@ void PluginRegistry::try_load(const std::string& path) {
   if (SPARKLE_PLUGIN_ABI_MAJOR_OF(api->abi_version) != SPARKLE_PLUGIN_ABI_MAJOR)
     return reject("wrong ABI version: plugin has " + abi_string(api->abi_version) +
                   ", host expects " + abi_string(SPARKLE_PLUGIN_ABI_VERSION));
-  if (api->struct_size < sizeof(sparkle_plugin))
+  // Checked against the v1.0 layout, never against the host's own size:
+  // members appended later are treated as absent when a plugin's
+  // struct_size does not reach them (ONNX Runtime's rule).
+  if (api->struct_size < SPARKLE_PLUGIN_V1_0_SIZE)
     return reject("descriptor struct_size " + std::to_string(api->struct_size) +
                   " too small for ABI " + abi_string(api->abi_version) +
-                  ", expected >= " + std::to_string(sizeof(sparkle_plugin)));
+                  ", expected >= " + std::to_string(SPARKLE_PLUGIN_V1_0_SIZE));
+  auto shared = std::make_shared<SharedPlugin>();
+  std::memcpy(&shared->normalized, api, std::min<size_t>(api->struct_size, sizeof(sparkle_plugin)));
+  api = &shared->normalized;
   if (api->name == nullptr || api->name[0] == '\0') return reject("descriptor has no name");
   record.name = api->name;
   record.version = api->version != nullptr ? api->version : "";
@@ -299,6 +308,21 @@ void PluginRegistry::try_load(const std::string& path) {
   };
   for (const auto& r : required)
     if (!r.present) return reject(std::string("descriptor member '") + r.name + "' is NULL");
+  // The v1.3 queue group is all or nothing (buffer_map is optional in it).
+  if (api->queue_create != nullptr) {
+    const Required group[] = {
+        {"queue_destroy", api->queue_destroy != nullptr},
+        {"buffer_create_ex", api->buffer_create_ex != nullptr},
+        {"enqueue_write", api->enqueue_write != nullptr},
+        {"enqueue_read", api->enqueue_read != nullptr},
+        {"enqueue_copy", api->enqueue_copy != nullptr},
+        {"enqueue_conv2d_on", api->enqueue_conv2d_on != nullptr},
+    };
+    for (const auto& r : group)
+      if (!r.present)
+        return reject(std::string("descriptor has queue_create but member '") + r.name +
+                      "' is NULL");
+  }
   for (const auto& p : plugins_)
     if (record.name == p.api->name)
       return reject("backend name '" + record.name + "' already provided by " + p.path);
@@ -318,7 +342,6 @@ void PluginRegistry::try_load(const std::string& path) {
     log::info("registry", "plugin " + path + " has no devices: " + record.reason);
   }
   records_.push_back(record);
-  auto shared = std::make_shared<SharedPlugin>();
   shared->library = lib;
   shared->api = api;
   shared_plugins()[key] = shared;

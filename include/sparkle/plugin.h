@@ -5,7 +5,10 @@
  *  - A plugin exports exactly one symbol, SPARKLE_PLUGIN_ENTRY_NAME.
  *  - Structs are append-only. Every struct starts with `struct_size`, so a
  *    host can tell which members exist. Members marked "optional" may be
- *    NULL; members added later say "since vMAJOR.MINOR".
+ *    NULL; members added later say "since vMAJOR.MINOR". The host accepts
+ *    any descriptor whose struct_size covers the v1.0 members and treats a
+ *    later member as absent (NULL) when struct_size does not reach it, so a
+ *    plugin built for an older minor keeps loading in a newer host.
  *  - No C++ exception may cross this boundary. Errors are returned as a
  *    sparkle_status made with host->make_status (NULL means success).
  *  - Every function may be called from any thread unless it says otherwise;
@@ -22,7 +25,7 @@ extern "C" {
 #endif
 
 #define SPARKLE_PLUGIN_ABI_MAJOR 1u
-#define SPARKLE_PLUGIN_ABI_MINOR 2u
+#define SPARKLE_PLUGIN_ABI_MINOR 3u
 #define SPARKLE_PLUGIN_ABI_VERSION ((SPARKLE_PLUGIN_ABI_MAJOR << 16) | SPARKLE_PLUGIN_ABI_MINOR)
 #define SPARKLE_PLUGIN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 
@@ -157,6 +160,34 @@ typedef struct sparkle_device_t* sparkle_device;
 typedef struct sparkle_buffer_t* sparkle_buffer;
 typedef struct sparkle_plan_t* sparkle_plan;
 typedef struct sparkle_fence_t* sparkle_fence;
+typedef struct sparkle_queue_t* sparkle_queue; /* since v1.3 */
+
+/* since v1.3: where a buffer's memory lives. */
+typedef enum sparkle_memory_kind {
+  SPARKLE_MEMORY_DEVICE = 0,  /* device-local; what buffer_create gives */
+  SPARKLE_MEMORY_UPLOAD = 1,  /* host memory the device reads fast (upload
+                                 staging, like CUDA's pinned memory);
+                                 mapped for its whole life (buffer_map) */
+  SPARKLE_MEMORY_READBACK = 2 /* host memory the device writes fast
+                                 (readback staging); mapped likewise */
+} sparkle_memory_kind;
+
+/* since v1.3: what buffer_create_ex makes. */
+typedef struct sparkle_buffer_desc {
+  uint32_t struct_size;
+  uint32_t kind; /* sparkle_memory_kind */
+  size_t bytes;  /* logical size; for a tensor 4 x the product of dims */
+  /* 0: plain bytes. 1 to 4: an fp32 tensor with these dims (an activation
+   * is N, C, H, W). A plugin may keep a tensor of SPARKLE_MEMORY_DEVICE in
+   * a layout of its own (blocked channels, say) as long as every write,
+   * read and copy through this ABI sees the dense row-major layout, whose
+   * byte offsets they take. */
+  uint32_t rank;
+  int64_t dims[4];
+} sparkle_buffer_desc;
+
+/* since v1.3: queue_create flags. */
+#define SPARKLE_QUEUE_TRANSFER 1u /* hint: mostly copies (a copy engine may serve it) */
 
 /* The plugin's descriptor, returned by the entry point. */
 typedef struct sparkle_plugin {
@@ -214,7 +245,63 @@ typedef struct sparkle_plugin {
    * or -1 if the device cannot time it. */
   int64_t (*fence_elapsed_ns)(sparkle_fence fence);
   void (*fence_destroy)(sparkle_fence fence);
+
+  /* ---- since v1.3: queues, fences with wait lists, memory kinds and
+   * asynchronous transfers (the shape of oneDNN's interop API: a list of
+   * fences in, one fence out). Optional as a group: a plugin that leaves
+   * queue_create NULL, or whose queue_create fails for a device, is driven
+   * synchronously through the v1.0 members and the host adapts.
+   *
+   * Rules for the group:
+   *  - A queue runs its work in enqueue order. Work on different queues of
+   *    one device may overlap; order between them comes from wait lists.
+   *  - Every enqueue_* first waits for each fence in waits[0..wait_count)
+   *    (from any queue of the same device), then runs, and returns a new
+   *    fence (fence_poll/wait/elapsed_ns/destroy above) for its own
+   *    completion. The plugin reads the wait list during the call: the
+   *    host may destroy those fences as soon as it returns. A plugin need
+   *    not propagate a failure through a wait list; the host does.
+   *  - The host destroys a buffer, plan or queue only once every fence of
+   *    work that uses it has signalled.
+   *  - fence_wait must not need the queue's thread to make progress on
+   *    other queues: the host waits on one thread while it enqueues on
+   *    others. */
+  sparkle_status (*queue_create)(sparkle_device device, uint32_t flags, sparkle_queue* out);
+  void (*queue_destroy)(sparkle_queue queue);
+  /* A buffer of a memory kind (and, for tensors, dims). SPARKLE_UNSUPPORTED
+   * for a kind the device does not have. */
+  sparkle_status (*buffer_create_ex)(sparkle_device device, const sparkle_buffer_desc* desc,
+                                     sparkle_buffer* out);
+  /* optional within the group: the persistent CPU address of an UPLOAD or
+   * READBACK buffer (or of any buffer of a host-memory device), valid until
+   * buffer_destroy; NULL when it has none. Host writes through it are seen
+   * by work enqueued after them; device writes are seen once the fence of
+   * the work that made them has signalled. */
+  void* (*buffer_map)(sparkle_buffer buffer);
+  /* dst[offset..+bytes) = src. src must stay valid and unchanged until the
+   * returned fence signals. */
+  sparkle_status (*enqueue_write)(sparkle_queue queue, sparkle_buffer dst, size_t offset,
+                                  const void* src, size_t bytes, const sparkle_fence* waits,
+                                  size_t wait_count, sparkle_fence* out);
+  /* dst holds src[offset..+bytes) once the returned fence has signalled. */
+  sparkle_status (*enqueue_read)(sparkle_queue queue, sparkle_buffer src, size_t offset, void* dst,
+                                 size_t bytes, const sparkle_fence* waits, size_t wait_count,
+                                 sparkle_fence* out);
+  /* Device-side copy between two buffers of the device (staging included). */
+  sparkle_status (*enqueue_copy)(sparkle_queue queue, sparkle_buffer src, size_t src_offset,
+                                 sparkle_buffer dst, size_t dst_offset, size_t bytes,
+                                 const sparkle_fence* waits, size_t wait_count,
+                                 sparkle_fence* out);
+  /* enqueue_conv2d on a queue, after the wait list. */
+  sparkle_status (*enqueue_conv2d_on)(sparkle_queue queue, sparkle_plan plan, sparkle_buffer x,
+                                      sparkle_buffer w, sparkle_buffer bias, sparkle_buffer y,
+                                      const sparkle_fence* waits, size_t wait_count,
+                                      sparkle_fence* out);
 } sparkle_plugin;
+
+/* The size of a v1.0 descriptor: the smallest struct_size a host accepts. */
+#define SPARKLE_PLUGIN_V1_0_SIZE \
+  (offsetof(sparkle_plugin, fence_destroy) + sizeof(void (*)(sparkle_fence)))
 
 /* The only exported symbol. The host passes its ABI version; a plugin that
  * cannot serve that major version returns NULL. */

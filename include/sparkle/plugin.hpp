@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -31,6 +32,9 @@ class Buffer {
   virtual ~Buffer() = default;
   virtual void upload(size_t offset, const void* src, size_t bytes) = 0;
   virtual void download(size_t offset, void* dst, size_t bytes) = 0;
+  // since 1.3: the persistent CPU address of staging memory (or of any
+  // buffer of a host-memory device), or nullptr when there is none.
+  virtual void* map() { return nullptr; }
 };
 
 class Fence {
@@ -51,6 +55,31 @@ class Plan {
   virtual std::unique_ptr<Fence> enqueue(Buffer* x, Buffer* w, Buffer* bias, Buffer* y) = 0;
 };
 
+class Plan;
+
+// since 1.3: the fences an enqueue waits for (see plugin.h's rules). They
+// may be destroyed once the enqueue returns, so keep what you need of them.
+using WaitList = std::span<Fence* const>;
+
+// since 1.3: an in-order queue of one device. Each call waits for `waits`,
+// runs after everything enqueued before it on this queue, and returns a
+// fence for its own completion.
+class Queue {
+ public:
+  virtual ~Queue() = default;
+  // src must stay valid until the fence signals.
+  virtual std::unique_ptr<Fence> write(Buffer* dst, size_t offset, const void* src, size_t bytes,
+                                       WaitList waits) = 0;
+  // dst holds the data once the fence signals.
+  virtual std::unique_ptr<Fence> read(Buffer* src, size_t offset, void* dst, size_t bytes,
+                                      WaitList waits) = 0;
+  virtual std::unique_ptr<Fence> copy(Buffer* src, size_t src_offset, Buffer* dst,
+                                      size_t dst_offset, size_t bytes, WaitList waits) = 0;
+  // bias is nullptr unless the plan's descriptor has one.
+  virtual std::unique_ptr<Fence> conv2d(Plan* plan, Buffer* x, Buffer* w, Buffer* bias, Buffer* y,
+                                        WaitList waits) = 0;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -60,6 +89,17 @@ class Device {
   // Zero-copy view of caller memory; nullptr when the device cannot.
   virtual std::unique_ptr<Buffer> wrap_host(void* /*host*/, size_t /*bytes*/) { return nullptr; }
   virtual std::unique_ptr<Plan> plan_conv2d(const sparkle_conv2d_desc& desc) = 0;
+  // since 1.3: a buffer of a memory kind. The default serves device memory
+  // (dense layout whatever the dims) through create_buffer and refuses
+  // staging kinds.
+  virtual std::unique_ptr<Buffer> create_buffer_ex(const sparkle_buffer_desc& desc) {
+    if (desc.kind != SPARKLE_MEMORY_DEVICE)
+      throw Error(SPARKLE_UNSUPPORTED, "device has no staging memory");
+    return create_buffer(desc.bytes);
+  }
+  // since 1.3: a new in-order queue (flags: SPARKLE_QUEUE_*), or nullptr
+  // when the device runs synchronously only (the host then adapts).
+  virtual std::unique_ptr<Queue> create_queue(uint32_t /*flags*/) { return nullptr; }
 };
 
 struct DeviceEntry {
@@ -234,6 +274,80 @@ inline int64_t fence_elapsed_ns(sparkle_fence f) {
 }
 inline void fence_destroy(sparkle_fence f) { delete from<Fence>(f); }
 
+// since 1.3
+inline sparkle_status queue_create(sparkle_device d, uint32_t flags, sparkle_queue* out) {
+  return guard([&] {
+    auto q = from<Device>(d)->create_queue(flags);
+    if (!q) throw Error(SPARKLE_UNSUPPORTED, "device has no queues; it runs synchronously");
+    *out = to<sparkle_queue>(q.release());
+  });
+}
+inline void queue_destroy(sparkle_queue q) { delete from<Queue>(q); }
+inline sparkle_status buffer_create_ex(sparkle_device d, const sparkle_buffer_desc* desc,
+                                       sparkle_buffer* out) {
+  return guard([&] {
+    if (desc == nullptr || desc->struct_size < sizeof(sparkle_buffer_desc))
+      throw Error(SPARKLE_INVALID_ARGUMENT, "buffer desc is missing or too small");
+    *out = to<sparkle_buffer>(from<Device>(d)->create_buffer_ex(*desc).release());
+  });
+}
+inline void* buffer_map(sparkle_buffer b) {
+  try {
+    return from<Buffer>(b)->map();
+  } catch (...) {
+    return nullptr;
+  }
+}
+inline std::vector<Fence*> wait_list(const sparkle_fence* waits, size_t count) {
+  std::vector<Fence*> out;
+  out.reserve(count);
+  for (size_t i = 0; i < count; ++i)
+    if (waits[i] != nullptr) out.push_back(from<Fence>(waits[i]));
+  return out;
+}
+inline sparkle_status enqueue_write(sparkle_queue q, sparkle_buffer dst, size_t offset,
+                                    const void* src, size_t bytes, const sparkle_fence* waits,
+                                    size_t wait_count, sparkle_fence* out) {
+  return guard([&] {
+    const auto list = wait_list(waits, wait_count);
+    *out = to<sparkle_fence>(
+        from<Queue>(q)->write(from<Buffer>(dst), offset, src, bytes, list).release());
+  });
+}
+inline sparkle_status enqueue_read(sparkle_queue q, sparkle_buffer src, size_t offset, void* dst,
+                                   size_t bytes, const sparkle_fence* waits, size_t wait_count,
+                                   sparkle_fence* out) {
+  return guard([&] {
+    const auto list = wait_list(waits, wait_count);
+    *out = to<sparkle_fence>(
+        from<Queue>(q)->read(from<Buffer>(src), offset, dst, bytes, list).release());
+  });
+}
+inline sparkle_status enqueue_copy(sparkle_queue q, sparkle_buffer src, size_t src_offset,
+                                   sparkle_buffer dst, size_t dst_offset, size_t bytes,
+                                   const sparkle_fence* waits, size_t wait_count,
+                                   sparkle_fence* out) {
+  return guard([&] {
+    const auto list = wait_list(waits, wait_count);
+    *out = to<sparkle_fence>(from<Queue>(q)
+                                 ->copy(from<Buffer>(src), src_offset, from<Buffer>(dst),
+                                        dst_offset, bytes, list)
+                                 .release());
+  });
+}
+inline sparkle_status enqueue_conv2d_on(sparkle_queue q, sparkle_plan p, sparkle_buffer x,
+                                        sparkle_buffer w, sparkle_buffer b, sparkle_buffer y,
+                                        const sparkle_fence* waits, size_t wait_count,
+                                        sparkle_fence* out) {
+  return guard([&] {
+    const auto list = wait_list(waits, wait_count);
+    *out = to<sparkle_fence>(from<Queue>(q)
+                                 ->conv2d(from<Plan>(p), from<Buffer>(x), from<Buffer>(w),
+                                          from<Buffer>(b), from<Buffer>(y), list)
+                                 .release());
+  });
+}
+
 template <class BackendT>
 const sparkle_plugin* descriptor(const char* name, const char* version, const char* build_id) {
   static const sparkle_plugin d = {
@@ -263,6 +377,14 @@ const sparkle_plugin* descriptor(const char* name, const char* version, const ch
       &fence_wait,
       &fence_elapsed_ns,
       &fence_destroy,
+      &queue_create,
+      &queue_destroy,
+      &buffer_create_ex,
+      &buffer_map,
+      &enqueue_write,
+      &enqueue_read,
+      &enqueue_copy,
+      &enqueue_conv2d_on,
   };
   state().name = name;
   return &d;
