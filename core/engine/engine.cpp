@@ -80,9 +80,8 @@ Engine::Impl::Impl(const EngineOptions& options)
       d->props.description = info.description != nullptr ? info.description : "";
       d->props.fingerprint = info.fingerprint != nullptr ? info.fingerprint : "";
       for (size_t p = 0; p < info.property_count; ++p)
-        d->props.properties.emplace_back(
-            info.properties[p].key ? info.properties[p].key : "",
-            info.properties[p].value ? info.properties[p].value : "");
+        d->props.properties.emplace_back(info.properties[p].key ? info.properties[p].key : "",
+                                         info.properties[p].value ? info.properties[p].value : "");
       devices.push_back(std::move(d));
     }
   }
@@ -102,8 +101,8 @@ Engine::Impl::~Impl() {
 const std::shared_ptr<exec::DeviceRuntime>& Engine::Impl::open(Device& d) {
   std::call_once(d.open_once, [&] {
     try {
-      d.runtime = std::make_shared<exec::DeviceRuntime>(d.api, d.plugin, d.props.index,
-                                                        d.props.name);
+      d.runtime =
+          std::make_shared<exec::DeviceRuntime>(d.api, d.plugin, d.props.index, d.props.name);
     } catch (const std::exception& e) {
       d.open_error = e.what();
     }
@@ -165,8 +164,8 @@ Engine::Impl::Device* Engine::Impl::resolve_named(const std::string& want_in,
   }
   for (const auto& rec : registry.records())
     if (!backend_known && rec.name == backend)
-      throw Error(ErrorCode::not_found, "device '" + want + "': backend '" + backend +
-                                            "' has no devices: " + rec.reason);
+      throw Error(ErrorCode::not_found,
+                  "device '" + want + "': backend '" + backend + "' has no devices: " + rec.reason);
   throw Error(ErrorCode::not_found,
               "unknown device '" + want + "'; available: " + available_names());
 }
@@ -295,9 +294,9 @@ std::string Engine::prepare(const Conv2dDesc& desc, const RunOptions& options) {
   return name;
 }
 
-RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x,
-                         std::span<const float> w, std::span<const float> bias,
-                         std::span<float> y, const RunOptions& options) {
+RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
+                         std::span<const float> bias, std::span<float> y,
+                         const RunOptions& options) {
   return submit(desc, x, w, bias, y, options).wait();
 }
 
@@ -307,8 +306,7 @@ RunResult Engine::conv2d(const Conv2dDesc& desc, const Tensor& x, const Tensor& 
 }
 
 Future Engine::submit(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
-                      std::span<const float> bias, std::span<float> y,
-                      const RunOptions& options) {
+                      std::span<const float> bias, std::span<float> y, const RunOptions& options) {
   desc.validate();
   check_size("x", x.size(), desc.input_elements());
   check_size("w", w.size(), desc.weight_elements());
@@ -324,8 +322,8 @@ Future Engine::submit(const Conv2dDesc& desc, std::span<const float> x, std::spa
   return impl_->submit(desc, ops, options);
 }
 
-Future Engine::submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w,
-                      const Tensor& bias, const Tensor& y, const RunOptions& options) {
+Future Engine::submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y, const RunOptions& options) {
   desc.validate();
   check_tensor("x", x, desc.input_elements());
   check_tensor("w", w, desc.weight_elements());
@@ -355,9 +353,9 @@ Tensor Engine::tensor(const std::vector<int64_t>& shape, std::span<const float> 
   const int64_t n = exec::checked_elements(shape, "tensor");
   if (!data.empty()) check_size("tensor data", data.size(), n);
   if (device.empty() || device == "auto")
-    throw Error(ErrorCode::invalid_argument,
-                "tensor device '" + device + "': a tensor lives on one device; name it (" +
-                    impl_->available_names() + ")");
+    throw Error(ErrorCode::invalid_argument, "tensor device '" + device +
+                                                 "': a tensor lives on one device; name it (" +
+                                                 impl_->available_names() + ")");
   Conv2dDesc none;
   Impl::Device* d = impl_->resolve_named(device, none, nullptr);
   return Tensor(impl_->make_tensor(*d, shape, data));
@@ -375,8 +373,8 @@ HostMemory Engine::host_memory(size_t elements, const std::string& device, HostU
   return HostMemory(std::move(state));
 }
 
-Stream Engine::stream(const Conv2dDesc& desc, std::span<const float> w,
-                      std::span<const float> bias, const StreamOptions& options) {
+Stream Engine::stream(const Conv2dDesc& desc, std::span<const float> w, std::span<const float> bias,
+                      const StreamOptions& options) {
   desc.validate();
   check_size("w", w.size(), desc.weight_elements());
   check_size("bias", bias.size(), desc.bias_elements());

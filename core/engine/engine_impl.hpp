@@ -22,12 +22,10 @@ namespace sparkle {
 
 // One operand of a call as the engine receives it: host memory or a tensor.
 struct Operand {
-  std::span<const float> host;             // when tensor is null
-  float* host_out = nullptr;               // the output's host memory
+  std::span<const float> host;                // when tensor is null
+  float* host_out = nullptr;                  // the output's host memory
   std::shared_ptr<exec::TensorState> tensor;  // resident data
-  size_t bytes() const {
-    return tensor ? tensor->bytes : host.size() * sizeof(float);
-  }
+  size_t bytes() const { return tensor ? tensor->bytes : host.size() * sizeof(float); }
 };
 
 struct Operands {
@@ -80,9 +78,8 @@ struct Engine::Impl {
   Future submit(const Conv2dDesc& desc, const Operands& ops, const RunOptions& options);
   // Runs the images of a batch of host operands on several devices at once
   // (each part writes its own slice of y); returns when all are done.
-  RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts,
-                      const Conv2dDesc& desc, const sparkle_conv2d_desc& cdesc,
-                      const Operands& ops);
+  RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts, const Conv2dDesc& desc,
+                      const sparkle_conv2d_desc& cdesc, const Operands& ops);
 
   // A tensor on d, optionally filled (blocking) from data.
   std::shared_ptr<exec::TensorState> make_tensor(Device& d, const std::vector<int64_t>& shape,

@@ -81,7 +81,7 @@ Future Engine::Impl::submit_on(Device& d, const Conv2dDesc& desc, const sparkle_
     in.from = exec::ConvInput::From::staging;
     // Engine-owned host memory of this device is copied from directly.
     if (auto hm = exec::find_host_memory(op.host.data(), in.bytes);
-        hm && hm->device == rt && hm->use == HostUse::upload) {
+        hm && hm->buffer && hm->device == rt && hm->use == HostUse::upload) {
       in.source = hm->buffer;
       in.source_offset = static_cast<size_t>(reinterpret_cast<const char*>(op.host.data()) -
                                              reinterpret_cast<const char*>(hm->data));
@@ -109,7 +109,7 @@ Future Engine::Impl::submit_on(Device& d, const Conv2dDesc& desc, const sparkle_
       out.to = exec::ConvOutput::To::host;
       out.host = ops.y.host_out;
     } else if (auto hm = exec::find_host_memory(ops.y.host_out, out.bytes);
-               hm && hm->device == rt && hm->use == HostUse::readback) {
+               hm && hm->buffer && hm->device == rt && hm->use == HostUse::readback) {
       out.to = exec::ConvOutput::To::staging;
       out.target = hm->buffer;
       out.target_offset = static_cast<size_t>(reinterpret_cast<const char*>(ops.y.host_out) -
@@ -260,9 +260,8 @@ namespace {
 class EngineProbes final : public select::ProbeRunner {
  public:
   using Run = std::function<RunResult(const Conv2dDesc&, const Operands&)>;
-  using MakeTensor =
-      std::function<std::shared_ptr<exec::TensorState>(const std::vector<int64_t>&,
-                                                       std::span<const float>)>;
+  using MakeTensor = std::function<std::shared_ptr<exec::TensorState>(const std::vector<int64_t>&,
+                                                                      std::span<const float>)>;
   EngineProbes(bool host_memory, Run run, MakeTensor make)
       : host_memory_(host_memory), run_(std::move(run)), make_(std::move(make)) {}
 
@@ -332,13 +331,12 @@ void Engine::Impl::calibrate(Device& d) {
           });
       const select::Calibration c = select::calibrate(probes);
       selector->set_model(d.props.fingerprint, c.model, c.transfers);
-      log::info("select", d.props.name + " calibrated: latency " +
-                              std::to_string(c.model.latency_ms) + " ms, overhead " +
-                              std::to_string(c.model.overhead_ms) + " ms, " +
-                              std::to_string(c.model.gflops) + " GFLOPS, " +
-                              std::to_string(c.model.gbps) + " GB/s, transfers " +
-                              std::to_string(c.transfers.upload_gbps) + " / " +
-                              std::to_string(c.transfers.download_gbps) + " GB/s");
+      log::info("select",
+                d.props.name + " calibrated: latency " + std::to_string(c.model.latency_ms) +
+                    " ms, overhead " + std::to_string(c.model.overhead_ms) + " ms, " +
+                    std::to_string(c.model.gflops) + " GFLOPS, " + std::to_string(c.model.gbps) +
+                    " GB/s, transfers " + std::to_string(c.transfers.upload_gbps) + " / " +
+                    std::to_string(c.transfers.download_gbps) + " GB/s");
     } catch (const Error& e) {
       log::warn("select",
                 d.props.name + ": calibration failed, device not auto-selected: " + e.what());

@@ -156,7 +156,8 @@ sparkle_queue Executor::queue_of(QueueRole role) const {
 
 FenceRef Executor::adopt(sparkle_status st, sparkle_fence fence, const char* what) {
   registry::throw_if_error(st, name_ + ": " + what);
-  if (fence == nullptr) throw Error(ErrorCode::internal, name_ + ": " + what + " returned no fence");
+  if (fence == nullptr)
+    throw Error(ErrorCode::internal, name_ + ": " + what + " returned no fence");
   return std::make_shared<Fence>(api_, fence);
 }
 

@@ -64,9 +64,7 @@ class Executor {
   bool asynchronous() const { return compute_ != nullptr; }
   // True when uploads and downloads have queues of their own (they may
   // overlap compute).
-  bool separate_transfer_queues() const {
-    return upload_ != compute_ || download_ != compute_;
-  }
+  bool separate_transfer_queues() const { return upload_ != compute_ || download_ != compute_; }
   const std::string& name() const { return name_; }
 
   void submit(std::unique_ptr<Job> job);

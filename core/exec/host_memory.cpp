@@ -1,6 +1,7 @@
 // Engine-owned staging memory and its address index (see host_memory.hpp).
 #include "exec/host_memory.hpp"
 
+#include <cstdlib>
 #include <map>
 #include <shared_mutex>
 #include <sparkle/error.hpp>
@@ -27,8 +28,15 @@ HostMemoryState::HostMemoryState(std::shared_ptr<DeviceRuntime> dev, size_t n, H
   if (n > (size_t{1} << 60) / sizeof(float))
     throw Error(ErrorCode::invalid_argument,
                 "host memory elements=" + std::to_string(n) + " is too large");
-  if (!device->has_staging())
-    throw Error(ErrorCode::unsupported, device->name() + " has no mapped staging memory");
+  if (!device->has_staging()) {
+    // Nothing faster to offer: ordinary memory, aligned for vector loads.
+    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    data = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (data == nullptr)
+      throw Error(ErrorCode::out_of_memory,
+                  "host memory of " + std::to_string(bytes) + " bytes: out of memory");
+    return;
+  }
   sparkle_buffer_desc desc{};
   desc.struct_size = sizeof desc;
   desc.kind = u == HostUse::upload ? SPARKLE_MEMORY_UPLOAD : SPARKLE_MEMORY_READBACK;
@@ -49,7 +57,10 @@ HostMemoryState::~HostMemoryState() {
     auto it = i.by_start.find(reinterpret_cast<uintptr_t>(data));
     if (it != i.by_start.end() && it->second.expired()) i.by_start.erase(it);
   }
-  if (buffer != nullptr) device->destroy(buffer);
+  if (buffer != nullptr)
+    device->destroy(buffer);
+  else
+    std::free(data);
 }
 
 void register_host_memory(const std::shared_ptr<HostMemoryState>& m) {

@@ -22,7 +22,7 @@ struct HostMemoryState {
   const std::shared_ptr<DeviceRuntime> device;
   const HostUse use;
   const size_t elements;
-  sparkle_buffer buffer = nullptr;
+  sparkle_buffer buffer = nullptr;  // null: plain memory (the device has no staging)
   float* data = nullptr;
 };
 

@@ -29,8 +29,8 @@ sparkle_buffer_desc desc_of(sparkle_memory_kind kind, size_t bytes) {
 }
 }  // namespace
 
-StreamState::Slot::Slot(const std::shared_ptr<DeviceRuntime>& dev, size_t x_bytes,
-                        size_t y_bytes, bool staged)
+StreamState::Slot::Slot(const std::shared_ptr<DeviceRuntime>& dev, size_t x_bytes, size_t y_bytes,
+                        bool staged)
     : device(dev) {
   if (x_bytes == 0) return;  // host-memory device: batches are aliased, not copied
   try {
@@ -69,8 +69,8 @@ StreamState::StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
   // Host-memory devices alias each batch's arrays: their slots hold nothing.
   const bool aliased = device_->host_memory();
   for (int i = 0; i < slots; ++i)
-    slots_.push_back(std::make_shared<Slot>(device_, aliased ? 0 : x_bytes_,
-                                            aliased ? 0 : y_bytes_, staged_));
+    slots_.push_back(
+        std::make_shared<Slot>(device_, aliased ? 0 : x_bytes_, aliased ? 0 : y_bytes_, staged_));
 }
 
 StreamState::~StreamState() { drain(); }
@@ -136,7 +136,7 @@ Future StreamState::submit(std::span<const float> x, std::span<float> y) {
     } else {
       in.from = ConvInput::From::staging;
       if (auto hm = find_host_memory(x.data(), x_bytes_);
-          hm && hm->device == device_ && hm->use == HostUse::upload) {
+          hm && hm->buffer && hm->device == device_ && hm->use == HostUse::upload) {
         in.source = hm->buffer;
         in.source_offset = static_cast<size_t>(reinterpret_cast<const char*>(x.data()) -
                                                reinterpret_cast<const char*>(hm->data));
@@ -145,13 +145,13 @@ Future StreamState::submit(std::span<const float> x, std::span<float> y) {
         in.source = slot->up;
         const auto start = std::chrono::steady_clock::now();
         parallel_copy(slot->up_ptr, x.data(), x_bytes_);
-        work.staging_ms = std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - start)
-                              .count();
+        work.staging_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
       }
       out.to = ConvOutput::To::staging;
       if (auto hm = find_host_memory(y.data(), y_bytes_);
-          hm && hm->device == device_ && hm->use == HostUse::readback) {
+          hm && hm->buffer && hm->device == device_ && hm->use == HostUse::readback) {
         out.target = hm->buffer;
         out.target_offset = static_cast<size_t>(reinterpret_cast<const char*>(y.data()) -
                                                 reinterpret_cast<const char*>(hm->data));
@@ -172,13 +172,15 @@ Future StreamState::submit(std::span<const float> x, std::span<float> y) {
 }  // namespace exec
 
 Stream::Stream(std::unique_ptr<exec::StreamState> state) : state_(std::move(state)) {}
+Stream::Stream() = default;
 Stream::Stream(Stream&&) noexcept = default;
 Stream& Stream::operator=(Stream&&) noexcept = default;
 Stream::~Stream() = default;
 
 namespace {
 exec::StreamState& require(const std::unique_ptr<exec::StreamState>& s) {
-  if (!s) throw Error(ErrorCode::invalid_argument, "stream is empty (default-constructed or moved)");
+  if (!s)
+    throw Error(ErrorCode::invalid_argument, "stream is empty (default-constructed or moved)");
   return *s;
 }
 }  // namespace

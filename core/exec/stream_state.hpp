@@ -37,8 +37,7 @@ class StreamState {
 
  private:
   struct Slot {
-    Slot(const std::shared_ptr<DeviceRuntime>& device, size_t x_bytes, size_t y_bytes,
-         bool staged);
+    Slot(const std::shared_ptr<DeviceRuntime>& device, size_t x_bytes, size_t y_bytes, bool staged);
     ~Slot();
     std::shared_ptr<DeviceRuntime> device;
     sparkle_buffer dx = nullptr, dy = nullptr, up = nullptr, down = nullptr;

@@ -14,9 +14,8 @@ int64_t checked_elements(const std::vector<int64_t>& shape, const std::string& w
   int64_t n = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] <= 0)
-      throw Error(ErrorCode::invalid_argument, what + " shape[" + std::to_string(i) +
-                                                   "]=" + std::to_string(shape[i]) +
-                                                   " must be >= 1");
+      throw Error(ErrorCode::invalid_argument, what + " shape[" + std::to_string(i) + "]=" +
+                                                   std::to_string(shape[i]) + " must be >= 1");
     if (n > std::numeric_limits<int64_t>::max() / 4 / shape[i])
       throw Error(ErrorCode::invalid_argument,
                   what + " shape overflows: more than 2^61 elements at dim " + std::to_string(i));

@@ -12,9 +12,12 @@
 namespace sparkle {
 namespace exec {
 
-TransferJob::TransferJob(std::shared_ptr<TensorState> tensor, Direction direction,
-                         const float* src, float* dst, std::shared_ptr<std::promise<Status>> done)
-    : tensor_(std::move(tensor)), direction_(direction), src_(src), dst_(dst),
+TransferJob::TransferJob(std::shared_ptr<TensorState> tensor, Direction direction, const float* src,
+                         float* dst, std::shared_ptr<std::promise<Status>> done)
+    : tensor_(std::move(tensor)),
+      direction_(direction),
+      src_(src),
+      dst_(dst),
       done_(std::move(done)) {
   DeviceRuntime& rt = *tensor_->device;
   if (!rt.executor().asynchronous() || !rt.has_staging() || rt.host_memory()) return;
@@ -29,15 +32,17 @@ std::vector<FenceRef> TransferJob::dispatch(Executor& ex) {
   std::vector<FenceRef> waits;
   if (direction_ == Direction::to_device) {
     tensor_->write_dependencies(waits);
-    fence_ = staging_ ? ex.copy(QueueRole::upload, staging_.handle(), 0, tensor_->buffer, 0,
-                                tensor_->bytes, waits)
-                      : ex.write(QueueRole::upload, tensor_->buffer, 0, src_, tensor_->bytes, waits);
+    fence_ = staging_
+                 ? ex.copy(QueueRole::upload, staging_.handle(), 0, tensor_->buffer, 0,
+                           tensor_->bytes, waits)
+                 : ex.write(QueueRole::upload, tensor_->buffer, 0, src_, tensor_->bytes, waits);
     tensor_->record_write(fence_);
   } else {
     tensor_->read_dependencies(waits);
-    fence_ = staging_ ? ex.copy(QueueRole::download, tensor_->buffer, 0, staging_.handle(), 0,
-                                tensor_->bytes, waits)
-                      : ex.read(QueueRole::download, tensor_->buffer, 0, dst_, tensor_->bytes, waits);
+    fence_ = staging_
+                 ? ex.copy(QueueRole::download, tensor_->buffer, 0, staging_.handle(), 0,
+                           tensor_->bytes, waits)
+                 : ex.read(QueueRole::download, tensor_->buffer, 0, dst_, tensor_->bytes, waits);
     tensor_->record_read(fence_);
   }
   return {fence_};

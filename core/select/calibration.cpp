@@ -34,7 +34,8 @@ Calibration calibrate(ProbeRunner& runner) {
       down = std::min(down, runner.download_ms(kTransferProbeBytes));
     }
     const double floor_ms = 1e-3;
-    c.transfers.upload_gbps = static_cast<double>(kTransferProbeBytes) / (std::max(up, floor_ms) * 1e6);
+    c.transfers.upload_gbps =
+        static_cast<double>(kTransferProbeBytes) / (std::max(up, floor_ms) * 1e6);
     c.transfers.download_gbps =
         static_cast<double>(kTransferProbeBytes) / (std::max(down, floor_ms) * 1e6);
   }

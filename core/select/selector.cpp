@@ -283,10 +283,9 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
         piece.n = images;
         // Transfers scale with the images a device takes.
         const double share = static_cast<double>(images) / static_cast<double>(d.n);
-        split_ms = std::max(split_ms,
-                            estimate_locked(candidates[index].fingerprint, signature_of(piece),
-                                            nullptr) +
-                                share * candidates[index].transfer_ms);
+        split_ms = std::max(
+            split_ms, estimate_locked(candidates[index].fingerprint, signature_of(piece), nullptr) +
+                          share * candidates[index].transfer_ms);
       }
       if (split_ms < kSplitGain * best.ms) {
         choice.parts = parts;

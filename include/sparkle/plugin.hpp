@@ -5,8 +5,8 @@
 
 #include <sparkle/plugin.h>
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <new>
@@ -332,10 +332,10 @@ inline sparkle_status enqueue_copy(sparkle_queue q, sparkle_buffer src, size_t s
                                    sparkle_fence* out) {
   return guard([&] {
     const auto list = wait_list(waits, wait_count);
-    *out = to<sparkle_fence>(from<Queue>(q)
-                                 ->copy(from<Buffer>(src), src_offset, from<Buffer>(dst),
-                                        dst_offset, bytes, list)
-                                 .release());
+    *out = to<sparkle_fence>(
+        from<Queue>(q)
+            ->copy(from<Buffer>(src), src_offset, from<Buffer>(dst), dst_offset, bytes, list)
+            .release());
   });
 }
 inline sparkle_status enqueue_conv2d_on(sparkle_queue q, sparkle_plan p, sparkle_buffer x,

@@ -111,7 +111,8 @@ class HostQueue : public Queue {
  private:
   // The buffer's address at [offset, offset + bytes), checked.
   char* address(Buffer* b, size_t offset, size_t bytes, const char* what) {
-    if (b == nullptr) throw Error(SPARKLE_INVALID_ARGUMENT, std::string(what) + " buffer is missing");
+    if (b == nullptr)
+      throw Error(SPARKLE_INVALID_ARGUMENT, std::string(what) + " buffer is missing");
     auto* base = static_cast<char*>(b->map());
     if (base == nullptr)
       throw Error(SPARKLE_INVALID_ARGUMENT, std::string(what) + " buffer is not host memory");

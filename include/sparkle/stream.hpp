@@ -23,7 +23,7 @@ struct StreamOptions {
 
 class Stream {
  public:
-  Stream() = default;
+  Stream();
   Stream(Stream&&) noexcept;
   Stream& operator=(Stream&&) noexcept;
   ~Stream();  // waits for the work in flight

@@ -2,8 +2,8 @@
 #include "gl_context.hpp"
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -119,8 +119,8 @@ GlContext::GlContext(EGLDisplay display, bool software_hint, std::string label)
       programs_(std::make_unique<ProgramCache>(program_cache_capacity())) {
   std::promise<void> ready;
   auto started = ready.get_future();
-  thread_ = std::thread(&GlContext::run, this, display, software_hint, EGL_NO_CONTEXT,
-                        std::move(ready));
+  thread_ =
+      std::thread(&GlContext::run, this, display, software_hint, EGL_NO_CONTEXT, std::move(ready));
   try {
     started.get();
   } catch (...) {
@@ -326,8 +326,7 @@ void GlContext::probe_egl_syncs() {
     return;
   EGLint major = 0, minor = 0;
   const char* v = eglQueryString(display_, EGL_VERSION);
-  if (v == nullptr || std::sscanf(v, "%d.%d", &major, &minor) != 2 ||
-      (major == 1 && minor < 5))
+  if (v == nullptr || std::sscanf(v, "%d.%d", &major, &minor) != 2 || (major == 1 && minor < 5))
     return;
   EGLSync sync = eglCreateSync(display_, EGL_SYNC_FENCE, nullptr);
   if (sync == EGL_NO_SYNC) return;

@@ -1,14 +1,14 @@
 // GL objects behind the sparkle device API: SSBOs, fenced dispatches, plans.
 #include "gl_device.hpp"
 
-#include "gl_queue.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <string>
+
+#include "gl_queue.hpp"
 
 namespace sparkle::opengl {
 
@@ -131,8 +131,9 @@ GlBuffer::GlBuffer(std::shared_ptr<GlContext> ctx, size_t bytes, sparkle_memory_
       // Dolphin do): the copy engines reach PCIe speed from it, and a
       // coherent mapping needs no flushes, only the fences the host waits
       // on anyway.
-      const GLbitfield access = (kind == SPARKLE_MEMORY_UPLOAD ? GL_MAP_WRITE_BIT : GL_MAP_READ_BIT) |
-                                GL_MAP_PERSISTENT_BIT | GL_MAP_COHERENT_BIT;
+      const GLbitfield access =
+          (kind == SPARKLE_MEMORY_UPLOAD ? GL_MAP_WRITE_BIT : GL_MAP_READ_BIT) |
+          GL_MAP_PERSISTENT_BIT | GL_MAP_COHERENT_BIT;
       gl.NamedBufferStorage(id, size, nullptr, access | GL_CLIENT_STORAGE_BIT);
       mapped = gl.MapNamedBufferRange(id, 0, size, access);
     }
@@ -302,8 +303,8 @@ GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, 
   max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
 }
 
-std::array<GLuint, 4> GlPlan::buffer_ids(plugin::Buffer* x, plugin::Buffer* w,
-                                         plugin::Buffer* bias, plugin::Buffer* y) const {
+std::array<GLuint, 4> GlPlan::buffer_ids(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
+                                         plugin::Buffer* y) const {
   const auto& d = desc_;
   struct Arg {
     const char* name;
@@ -424,8 +425,9 @@ std::unique_ptr<plugin::Buffer> GlDevice::create_buffer_ex(const sparkle_buffer_
 
 std::unique_ptr<plugin::Queue> GlDevice::create_queue(uint32_t flags) {
   if ((flags & SPARKLE_QUEUE_TRANSFER) != 0 && transfer_queues_enabled(ctx_->info())) {
-    auto ctx = std::make_shared<GlContext>(*ctx_, ctx_->label() + " transfer " +
-                                                      std::to_string(++transfer_contexts_));
+    auto ctx = std::make_shared<GlContext>(
+        *ctx_, ctx_->label() + " transfer " + std::to_string(++transfer_contexts_));
+    plugin::log(SPARKLE_LOG_DEBUG, "transfer queue on a shared context: " + ctx->label());
     return std::make_unique<GlQueue>(std::move(ctx), ctx_);
   }
   return std::make_unique<GlQueue>(ctx_, ctx_);

@@ -36,8 +36,8 @@ class GlQueue final : public plugin::Queue {
                                         plugin::WaitList waits) override;
 
  private:
-  std::unique_ptr<plugin::Fence> issue(plugin::WaitList waits,
-                                       std::function<void(GlContext&)> body, std::string what);
+  std::unique_ptr<plugin::Fence> issue(plugin::WaitList waits, std::function<void(GlContext&)> body,
+                                       std::string what);
   GlBuffer* buffer(plugin::Buffer* b, const char* name) const;
 
   std::shared_ptr<GlContext> ctx_;
