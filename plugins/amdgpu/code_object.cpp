@@ -257,6 +257,7 @@ CodeObject load_code_object(std::span<const uint8_t> elf) {
       const std::string name(reinterpret_cast<const char*>(s.data.data() + name_at),
                              namesz > 0 ? namesz - 1 : 0);
       if (name == "AMDGPU" && type == kNtAmdgpuMetadata) {
+        if (meta) fail("more than one NT_AMDGPU_METADATA note (objects linked without merging)");
         try {
           meta = parse_msgpack(s.data.data() + desc_at, descsz);
         } catch (const std::exception& e) {
@@ -383,7 +384,18 @@ CodeObject load_code_object(std::span<const uint8_t> elf) {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'P', 'K', 'A', 'M', 'D', 'C', 'O'};
-constexpr uint32_t kFormat = 1;
+constexpr uint32_t kFormat = 2;
+
+// FNV-1a 64 over the payload: the trailer that catches damage anywhere,
+// image bytes included (nothing else in them could be checked).
+uint64_t fnv1a(std::span<const uint8_t> bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
 class Writer {
  public:
@@ -512,11 +524,17 @@ std::vector<uint8_t> serialize(const CodeObject& co) {
       w.u32(a.size);
     }
   }
+  w.u64(fnv1a(w.out));
   return w.out;
 }
 
 CodeObject deserialize(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  if (bytes.size() < sizeof(kMagic) + 8) fail("cached program is truncated");
+  const auto body = bytes.first(bytes.size() - 8);
+  uint64_t stored = 0;
+  for (int i = 7; i >= 0; --i) stored = stored << 8 | bytes[body.size() + static_cast<size_t>(i)];
+  if (stored != fnv1a(body)) fail("cached program fails its checksum");
+  Reader r(body);
   for (char c : kMagic)
     if (r.u8() != static_cast<uint8_t>(c)) fail("cached program has the wrong magic");
   if (r.u32() != kFormat) fail("cached program has another format version");
