@@ -39,7 +39,7 @@ void AmdBuffer::check_range(size_t offset, size_t n, const char* what) const {
 void AmdBuffer::upload(size_t offset, const void* src, size_t bytes) {
   check_range(offset, bytes, "upload");
   if (kind_ != SPARKLE_MEMORY_DEVICE) {
-    std::memcpy(bo_->cpu() + offset, src, bytes);
+    if (bytes > 0) std::memcpy(bo_->cpu() + offset, src, bytes);
     return;
   }
   device_.own_queue().write(this, offset, src, bytes, {})->wait();
@@ -48,7 +48,7 @@ void AmdBuffer::upload(size_t offset, const void* src, size_t bytes) {
 void AmdBuffer::download(size_t offset, void* dst, size_t bytes) {
   check_range(offset, bytes, "download");
   if (kind_ != SPARKLE_MEMORY_DEVICE) {
-    std::memcpy(dst, bo_->cpu() + offset, bytes);
+    if (bytes > 0) std::memcpy(dst, bo_->cpu() + offset, bytes);
     return;
   }
   device_.own_queue().read(this, offset, dst, bytes, {})->wait();

@@ -287,7 +287,7 @@ std::shared_ptr<Submission> QueueCore::submit(const std::vector<DispatchWork>& w
     free_blocks_.push_back(block);
     throw Error(SPARKLE_INTERNAL, "built an invalid command stream for " + what + ": " + e.what());
   }
-  std::memcpy(block->cpu(), args.data(), args.size());
+  if (!args.empty()) std::memcpy(block->cpu(), args.data(), args.size());
   std::memset(block->cpu() + ts_offset, 0, 16);
   std::memcpy(block->cpu() + ib_offset, cb.words().data(), cb.size() * 4);
   flush_cpu_writes();
