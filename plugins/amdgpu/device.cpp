@@ -85,8 +85,8 @@ std::unique_ptr<plugin::Fence> AmdPlan::enqueue(plugin::Buffer* x, plugin::Buffe
 
 // ---- AmdQueue ----
 
-std::vector<amdgpu_cs_fence> AmdQueue::dependencies(plugin::WaitList waits) {
-  std::vector<amdgpu_cs_fence> deps;
+Dependencies AmdQueue::dependencies(plugin::WaitList waits) {
+  Dependencies deps;
   for (plugin::Fence* f : waits) {
     if (dynamic_cast<plugin::CompletedFence*>(f) != nullptr) continue;
     auto* af = dynamic_cast<AmdFence*>(f);
@@ -96,7 +96,8 @@ std::vector<amdgpu_cs_fence> AmdQueue::dependencies(plugin::WaitList waits) {
       throw Error(SPARKLE_INVALID_ARGUMENT, "wait list holds a fence of another amdgpu device");
     // A signalled fence needs no dependency, and its context may be gone.
     if (af->poll()) continue;
-    deps.push_back(af->submission()->fence);
+    deps.gpu.push_back(af->submission()->fence);
+    deps.host.push_back({af->queue(), af->submission()});
   }
   return deps;
 }
@@ -128,7 +129,7 @@ std::unique_ptr<plugin::Fence> AmdQueue::write(plugin::Buffer* dst, size_t offse
     dw.bindings.dst = d.bo()->va();
     work.push_back(std::move(dw));
   }
-  auto s = core_->submit(work, {}, {staging, d.bo()}, nullptr,
+  auto s = core_->submit(work, Dependencies{}, {staging, d.bo()}, nullptr,
                          "write of " + std::to_string(bytes) + " bytes");
   return fence(std::move(s));
 }

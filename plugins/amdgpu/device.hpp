@@ -100,7 +100,7 @@ class AmdQueue final : public plugin::Queue {
  private:
   // The GPU fences of `waits` still pending (signalled ones are skipped);
   // throws for fences of another device or plugin.
-  std::vector<amdgpu_cs_fence> dependencies(plugin::WaitList waits);
+  Dependencies dependencies(plugin::WaitList waits);
   std::unique_ptr<plugin::Fence> fence(std::shared_ptr<Submission> s);
 
   AmdDevice& device_;

@@ -200,7 +200,7 @@ std::shared_ptr<GpuBo> QueueCore::take_block(uint64_t bytes) {
 }
 
 std::shared_ptr<Submission> QueueCore::submit(const std::vector<DispatchWork>& work,
-                                              const std::vector<amdgpu_cs_fence>& deps,
+                                              const Dependencies& deps,
                                               std::vector<std::shared_ptr<GpuBo>> keep,
                                               std::function<void()> on_complete,
                                               const std::string& what) {
@@ -311,7 +311,7 @@ std::shared_ptr<Submission> QueueCore::submit(const std::vector<DispatchWork>& w
   amdgpu_cs_ib_info ib{};
   ib.ib_mc_address = block->va() + ib_offset;
   ib.size = static_cast<uint32_t>(cb.size());
-  std::vector<amdgpu_cs_fence> dep_copy = deps;
+  std::vector<amdgpu_cs_fence> dep_copy = deps.gpu;
   amdgpu_cs_request req{};
   req.ip_type = AMDGPU_HW_IP_COMPUTE;
   req.ip_instance = 0;
@@ -338,6 +338,7 @@ std::shared_ptr<Submission> QueueCore::submit(const std::vector<DispatchWork>& w
   s->block_ = std::move(block);
   s->timestamp_offset_ = ts_offset;
   s->on_complete_ = std::move(on_complete);
+  s->prerequisites_ = deps.host;
   in_flight_.push_back(s);
   return s;
 }
@@ -363,6 +364,17 @@ bool QueueCore::query(const std::shared_ptr<Submission>& s, uint64_t timeout_ns)
     }
   }
   if (expired == 0) return false;
+  // The host sides of other queues' work that what retires here waited for
+  // run first (without our lock: they take their own queues' locks).
+  std::vector<HostPrerequisite> before;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& f : in_flight_) {
+      if (f->fence.fence > s->fence.fence) break;
+      before.insert(before.end(), f->prerequisites_.begin(), f->prerequisites_.end());
+    }
+  }
+  for (const auto& p : before) p.queue->wait(p.submission);
   std::lock_guard lock(mutex_);
   retire_through(s->fence.fence);
   return true;
@@ -406,6 +418,7 @@ void QueueCore::retire_through(uint64_t seq) {
     if (s->block_ && s->block_->size() == kBlockBytes) free_blocks_.push_back(std::move(s->block_));
     s->block_.reset();
     s->keep_.clear();
+    s->prerequisites_.clear();
     s->done = true;
   }
 }

@@ -20,6 +20,23 @@
 
 namespace sparkle::amdgpu {
 
+class QueueCore;
+class Submission;
+
+// Work of another queue that a submission waited for on the GPU. Its host
+// side (the memcpy of a read) must also have run before the dependent
+// submission reports completion: whoever sees the dependent done may read
+// the earlier read's destination.
+struct HostPrerequisite {
+  std::shared_ptr<QueueCore> queue;
+  std::shared_ptr<Submission> submission;
+};
+
+struct Dependencies {
+  std::vector<amdgpu_cs_fence> gpu;  // amdgpu_cs_request.dependencies
+  std::vector<HostPrerequisite> host;
+};
+
 class Submission {
  public:
   amdgpu_cs_fence fence{};  // context, ip, ring, sequence number
@@ -35,6 +52,7 @@ class Submission {
   std::shared_ptr<GpuBo> block_;              // IB, kernargs and timestamps
   uint64_t timestamp_offset_ = 0;             // in block_
   std::function<void()> on_complete_;         // host side, after the GPU
+  std::vector<HostPrerequisite> prerequisites_;
 };
 
 // Where a launch's buffer operands live (GPU virtual addresses).
@@ -64,7 +82,7 @@ class QueueCore {
   // timestamp before and after) and submits it after `deps`. `keep` are the
   // buffers the work uses; `on_complete` runs once the GPU finished it.
   std::shared_ptr<Submission> submit(const std::vector<DispatchWork>& work,
-                                     const std::vector<amdgpu_cs_fence>& deps,
+                                     const Dependencies& deps,
                                      std::vector<std::shared_ptr<GpuBo>> keep,
                                      std::function<void()> on_complete, const std::string& what);
 

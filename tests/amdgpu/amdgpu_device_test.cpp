@@ -361,6 +361,26 @@ TEST_CASE("a read of host memory that a later write uses as its source is delive
   CHECK(read->poll());
 }
 
+TEST_CASE(
+    "work waiting on another queue's read completes only after the read's data is delivered") {
+  Rig rig;
+  auto q1 = rig.device->create_queue(0);
+  auto q2 = rig.device->create_queue(0);
+  auto a = rig.buffer(4096), b = rig.buffer(4096);
+  const auto data = random_bytes(4096, 10);
+  q1->write(a.get(), 0, data.data(), data.size(), {})->wait();
+  std::vector<uint8_t> host(4096, 0);
+  rig.fake->hang = true;  // the read stays pending, so the copy must depend on it
+  auto read = q1->read(a.get(), 0, host.data(), host.size(), {});
+  plugin::Fence* waits[] = {read.get()};
+  auto copy = q2->copy(a.get(), 0, b.get(), 0, 16, waits);
+  read.reset();  // the host may drop a fence once it is in a wait list
+  rig.fake->hang = false;
+  copy->wait();  // only q2's fence is waited for
+  CHECK(host == data);
+  CHECK(rig.fake->submissions().back().dependencies == 1);
+}
+
 TEST_CASE("copies, and wait lists across queues become submission dependencies") {
   Rig rig;
   auto q1 = rig.device->create_queue(0);
