@@ -103,7 +103,7 @@ case "$mode" in
       # only races whose stack runs through libtbb. GL is left out: Mesa is
       # not instrumented either.
       configure build-tsan --buildtype=debugoptimized -Dwerror=true -Db_sanitize=thread \
-        -Db_lundef=false -Dopengl=disabled -Donednn=disabled
+        -Db_lundef=false -Dopengl=disabled -Donednn=disabled -Damdgpu=disabled
       ninja -C build-tsan
       TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/sanitizer/tsan.supp" \
         meson test -C build-tsan --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
