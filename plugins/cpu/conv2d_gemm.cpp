@@ -13,6 +13,8 @@
 #include <limits>
 #include <vector>
 
+#include "scratch.hpp"
+
 namespace sparkle::cpu {
 namespace {
 
@@ -24,44 +26,6 @@ constexpr int64_t kMaxKc = 256;
 constexpr int64_t kMaxPanelBytes = 192 * 1024;
 // Largest buffer (in floats) for patches packed ahead of the tasks.
 constexpr double kMaxSharedFloats = 16.0 * 1024 * 1024;
-
-// A per-thread buffer reused across calls (no page faults on every call).
-// If the thread re-enters conv2d_gemm while the buffer is lent (it waits in
-// a parallel loop and TBB hands it an outer task that calls us again), the
-// nested call gets a buffer of its own.
-template <class T, int kSlot>  // kSlot: independent buffers of the same type
-class ScratchBuffer {
- public:
-  ScratchBuffer() {
-    auto& slot = lent();
-    if (!slot) {
-      slot = true;
-      owner_ = &slot;
-      buf_ = &cached();
-    } else {
-      buf_ = &own_;
-    }
-  }
-  ~ScratchBuffer() {
-    if (owner_ != nullptr) *owner_ = false;
-  }
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  std::vector<T>& get() { return *buf_; }
-
- private:
-  static bool& lent() {
-    thread_local bool b = false;
-    return b;
-  }
-  static std::vector<T>& cached() {
-    thread_local std::vector<T> v;
-    return v;
-  }
-  std::vector<T> own_;
-  std::vector<T>* buf_ = nullptr;
-  bool* owner_ = nullptr;
-};
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }

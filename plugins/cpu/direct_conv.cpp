@@ -1,0 +1,250 @@
+// The JIT direct convolution's geometry, register blocking and parallel
+// loop (see direct_conv.hpp).
+#include "direct_conv.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <limits>
+#include <sparkle/plugin.hpp>
+#include <string>
+
+#include "cache_info.hpp"
+
+namespace sparkle::cpu {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+const float* offset_ptr(const float* base, int64_t floats) {
+  return reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(base) +
+                                        static_cast<intptr_t>(floats * 4));
+}
+
+// Relative cost of one reduction step of a u x b tile: the FMAs (at least
+// ~10 in flight hide their latency on two FMA pipes), plus the loads (b
+// weight vectors and u broadcasts, two per cycle).
+double step_cost(int u, int b) { return std::max(u * b, 10) * 0.5 + (u + b) * 0.25; }
+
+}  // namespace
+
+bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa) {
+  return jit_vector_lanes(isa) > 0 && d.groups == 1;
+}
+
+DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, int threads)
+    : d_(d), isa_(isa), v_(jit_vector_lanes(isa)), dense_(dense_input), threads_(threads) {
+  if (!direct_applicable(d, isa))
+    throw plugin::Error(SPARKLE_INTERNAL, "JIT direct conv planned where it does not apply");
+  const int64_t hw = d.h * d.w;
+  flat_ = d.r == 1 && d.s == 1 && d.stride_h == 1 && d.stride_w == 1 && d.pad_top == 0 &&
+          d.pad_left == 0 && d.pad_bottom == 0 && d.pad_right == 0;
+  if (dense_) {
+    in_c_ = hw;
+    in_px_ = 1;
+    if (d.c < v_) {
+      icp_ = static_cast<int>(d.c);
+      icb_full_ = 1;
+    } else {
+      icp_ = v_;
+      icb_full_ = d.c / v_;
+      ic_tail_ = static_cast<int>(d.c % v_);
+    }
+    in_blk_ = static_cast<int64_t>(icp_) * hw;
+    in_img_ = d.c * hw;
+  } else {
+    icp_ = v_;
+    icb_full_ = ceil_div(d.c, v_);
+    in_c_ = 1;
+    in_px_ = v_;
+    in_blk_ = hw * v_;
+    in_img_ = icb_full_ * in_blk_;
+  }
+  icb_total_ = icb_full_ + (ic_tail_ > 0 ? 1 : 0);
+  in_row_ = d.dilation_h * d.w * in_px_;
+  kb_ = ceil_div(d.k, v_);
+  const int64_t opix = d.out_h * d.out_w;
+  out_blk_ = opix * v_;
+  out_img_ = kb_ * out_blk_;
+
+  // Register blocking: the (pixels, blocks) pair with the least modelled
+  // time, with the tails' kernels and the waves of work items priced in.
+  const int regs = jit_vector_registers(isa);
+  const int64_t width = flat_ ? opix : d.out_w;
+  const int64_t rows = flat_ ? 1 : d.out_h;
+  double best = std::numeric_limits<double>::infinity();
+  for (int b = 1; b <= std::min<int64_t>(kb_, 8); ++b) {
+    for (int u = 1; u <= std::min<int64_t>(width, 32); ++u) {
+      if (u * b + b + 1 > regs) break;
+      const int64_t full = width / u, rest = width % u;
+      const int64_t groups = ceil_div(kb_, b), last_b = kb_ - (groups - 1) * b;
+      const double row = static_cast<double>(full) * step_cost(u, b) +
+                         (rest ? step_cost(static_cast<int>(rest), b) : 0.0);
+      const double row_last =
+          static_cast<double>(full) * step_cost(u, static_cast<int>(last_b)) +
+          (rest ? step_cost(static_cast<int>(rest), static_cast<int>(last_b)) : 0.0);
+      const double total =
+          (static_cast<double>(groups - 1) * row + row_last) * static_cast<double>(rows * d.n);
+      // Work items of one group x one row (or tile run): the last wave may
+      // leave threads idle.
+      const double items = static_cast<double>(d.n * groups * (flat_ ? full + (rest > 0) : rows));
+      const double waves = std::ceil(items / threads) / (items / threads);
+      const double cost = total * std::max(1.0, waves);
+      if (cost < best * 0.999) {
+        best = cost;
+        ur_ = u;
+        nb_oc_ = b;
+      }
+    }
+  }
+
+  for (int64_t b = 0; b < kb_; b += nb_oc_) {
+    Group g;
+    g.first_block = b;
+    g.nb = static_cast<int>(std::min<int64_t>(nb_oc_, kb_ - b));
+    g.mask = (b + g.nb == kb_ && d.k % v_ != 0) ? static_cast<int>(d.k % v_) : 0;
+    groups_.push_back(g);
+  }
+  for (int64_t first = 0; first < width; first += ur_) {
+    Tile t;
+    t.first = first;
+    t.width = static_cast<int>(std::min<int64_t>(ur_, width - first));
+    if (flat_) {
+      t.src_col = first;
+      t.lpad = 0;
+      t.room = -1;
+    } else {
+      t.src_col = first * d.stride_w - d.pad_left;
+      t.lpad = static_cast<int>(std::max<int64_t>(0, -t.src_col));
+      const int64_t room = d.w - t.src_col;
+      const int64_t span = (t.width - 1) * d.stride_w + (d.s - 1) * d.dilation_w + 1;
+      t.room = room >= span ? -1 : static_cast<int>(std::max<int64_t>(0, room));
+    }
+    tiles_.push_back(t);
+  }
+  // Input blocks per pass: the group's weights for one pass stay within
+  // half of L2 (measured), so that every tile of the pass reuses them.
+  const int64_t block_bytes = d.r * d.s * icp_ * nb_oc_ * v_ * 4;
+  icb_chunk_ = std::clamp<int64_t>(static_cast<int64_t>(l2_bytes() / 2) / block_bytes, 1,
+                                   std::max<int64_t>(icb_full_, 1));
+  // Rows (flat: tiles) per work item: as many as keep >= 3 items per thread.
+  const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d.out_h;
+  const int64_t per_unit = d.n * static_cast<int64_t>(groups_.size());
+  const int64_t want_chunks = std::max<int64_t>(1, ceil_div(3 * threads_, per_unit));
+  row_chunk_ = std::max<int64_t>(1, ceil_div(units, std::min(units, want_chunks)));
+
+  kernels_.reserve(groups_.size() * tiles_.size());
+  for (const Group& g : groups_)
+    for (const Tile& t : tiles_) kernels_.push_back(jit_conv_kernel(key_for(g, t)));
+}
+
+JitConvKey DirectConv::key_for(const Group& g, const Tile& t) const {
+  JitConvKey k;
+  k.isa = isa_;
+  k.ur = t.width;
+  k.nb_oc = g.nb;
+  k.s_taps = flat_ ? 1 : static_cast<int>(d_.s);
+  k.sw = flat_ ? 1 : static_cast<int>(d_.stride_w);
+  k.dw = flat_ ? 1 : static_cast<int>(d_.dilation_w);
+  k.icp = icp_;
+  k.ic_tail = ic_tail_;
+  k.in_c = in_c_;
+  k.in_px = in_px_;
+  k.in_row = in_row_;
+  k.in_blk = in_blk_;
+  k.out_blk = out_blk_;
+  k.r_taps = d_.r;
+  k.lpad = t.lpad;
+  k.room = t.room;
+  k.bias = d_.has_bias != 0;
+  k.relu = d_.relu != 0;
+  k.mask_lanes = g.mask;
+  return k;
+}
+
+size_t DirectConv::packed_floats() const {
+  return static_cast<size_t>(icb_total_ * d_.r * d_.s * icp_ * kb_ * v_);
+}
+
+std::vector<float> DirectConv::padded_bias(const float* bias) const {
+  std::vector<float> b(static_cast<size_t>(kb_ * v_), 0.0f);
+  if (bias != nullptr)
+    for (int64_t k = 0; k < d_.k; ++k) b[static_cast<size_t>(k)] = bias[k];
+  return b;
+}
+
+int64_t DirectConv::items() const {
+  const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d_.out_h;
+  return d_.n * static_cast<int64_t>(groups_.size()) * ceil_div(units, row_chunk_);
+}
+
+void DirectConv::run(const float* x, const float* wpacked, const float* bias_padded,
+                     float* y) const {
+  tbb::parallel_for(int64_t{0}, items(),
+                    [&](int64_t item) { run_item(item, x, wpacked, bias_padded, y); });
+}
+
+void DirectConv::run_item(int64_t item, const float* x, const float* wpacked,
+                          const float* bias_padded, float* y) const {
+  const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d_.out_h;
+  const int64_t chunks = ceil_div(units, row_chunk_);
+  const auto ngroups = static_cast<int64_t>(groups_.size());
+  const auto ntiles = static_cast<int64_t>(tiles_.size());
+  const int64_t rs = d_.r * d_.s;
+  const int64_t row_stride = d_.w * in_px_;
+  {
+    const int64_t n = item / (ngroups * chunks);
+    const int64_t gi = (item / chunks) % ngroups;
+    const int64_t u0 = (item % chunks) * row_chunk_, u1 = std::min(units, u0 + row_chunk_);
+    const Group& g = groups_[static_cast<size_t>(gi)];
+    const int64_t nbv = static_cast<int64_t>(g.nb) * v_;
+    const float* wg = wpacked + g.first_block * v_ * icb_total_ * rs * icp_;
+    const float* xi = x + n * in_img_;
+    float* yg = y + n * out_img_ + g.first_block * out_blk_;
+    const JitConvFn* kg = kernels_.data() + gi * ntiles;
+    JitConvArgs a{};
+    a.bias = bias_padded != nullptr ? bias_padded + g.first_block * v_ : nullptr;
+    for (int64_t c0 = 0; c0 < icb_full_; c0 += icb_chunk_) {
+      const int64_t nblk = std::min(icb_chunk_, icb_full_ - c0);
+      const bool last = c0 + nblk >= icb_full_;
+      a.icb = nblk;
+      a.flags = (c0 == 0 ? 1 : 0) | (last ? 2 : 0) | (last && ic_tail_ > 0 ? 4 : 0);
+      const float* xc = xi + c0 * in_blk_;
+      const float* wc = wg + c0 * rs * icp_ * nbv;
+      if (flat_) {
+        a.kh = 1;
+        a.wei = wc;
+        for (int64_t t = u0; t < u1; ++t) {
+          const Tile& tile = tiles_[static_cast<size_t>(t)];
+          a.src = xc + tile.src_col * in_px_;
+          a.dst = yg + tile.first * v_;
+          kg[t](&a);
+        }
+        continue;
+      }
+      for (int64_t oh = u0; oh < u1; ++oh) {
+        // Filter rows whose input row exists.
+        const int64_t ih0 = oh * d_.stride_h - d_.pad_top;
+        int64_t r_lo = 0, r_hi = d_.r;
+        while (r_lo < r_hi && ih0 + r_lo * d_.dilation_h < 0) ++r_lo;
+        while (r_hi > r_lo && ih0 + (r_hi - 1) * d_.dilation_h >= d_.h) --r_hi;
+        a.kh = r_hi - r_lo;
+        a.wei = wc + r_lo * d_.s * icp_ * nbv;
+        const float* xrow = a.kh > 0 ? xc + (ih0 + r_lo * d_.dilation_h) * row_stride : xc;
+        float* yrow = yg + oh * d_.out_w * v_;
+        for (int64_t t = 0; t < ntiles; ++t) {
+          const Tile& tile = tiles_[static_cast<size_t>(t)];
+          a.src = offset_ptr(xrow, tile.src_col * in_px_);
+          a.dst = yrow + tile.first * v_;
+          kg[t](&a);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace sparkle::cpu
