@@ -105,32 +105,44 @@ if has select; then
 fi
 
 if has cpu && command -v sparkle-bench-onednn > /dev/null; then
-  # Both GEMM orientations with constant weights (as oneDNN's weights are
-  # reordered once), then the pixel orientation reading weights per call.
+  # Issue 14: resident mode (CPU tensors, blocked activations, against
+  # oneDNN's memories kept in its own layouts) and host mode (NCHW in and
+  # out, reorders timed), batch 1 and 8; oneDNN as convolution_direct and
+  # convolution_auto, sparkle against the faster. SPARKLE_LOG_LEVEL=info logs
+  # the kernel kind each layer's plan measured and chose (stderr, in the log).
   for b in 1 8; do
-    for v in pixels channels; do
-      SPARKLE_CPU_VECTORIZE=$v step "onednn-b$b-$v" 300 sparkle-bench-onednn \
-        --shapes bench/resnet50_v1_5.shapes --batch "$b" --repeat 5 --rounds 3 \
-        --json "$logs/onednn-b$b-$v.json"
+    for mode in resident host; do
+      SPARKLE_LOG_LEVEL=info step "onednn-b$b-$mode" 600 sparkle-bench-onednn \
+        --shapes bench/resnet50_v1_5.shapes --batch "$b" --repeat 5 --rounds 3 --mode "$mode" \
+        --json "$logs/onednn-b$b-$mode.json"
     done
   done
-  step onednn-b1-per-call 300 sparkle-bench-onednn --shapes bench/resnet50_v1_5.shapes --batch 1 \
-    --repeat 5 --rounds 3 --weights per-call --json "$logs/onednn-b1-per-call.json"
-  grep -h "total ratio" "$logs"/onednn-*.txt >> "$summary"
+  grep -h "total ratio\|^oneDNN totals\|^total (sum" "$logs"/onednn-*.txt >> "$summary"
 fi
 
-# The CPU conformance suite on every ISA this CPU has (AVX-512 cannot run on
-# the build machine), with packed weights and both orientations. The test
-# programs are copied into .devpkg by hand (tests are not installed).
+# The CPU conformance suite on every ISA this CPU has and every kernel kind
+# (forced), with packed weights; the tensor chains; the GEMM's code paths
+# in both orientations and the JIT's. The test programs (conformance_test,
+# cpu_paths_test, cpu_tensor_test) are copied into .devpkg by hand (tests
+# are not installed).
 if has cputest && command -v conformance_test > /dev/null; then
   for isa in avx512 avx2 portable; do
-    for v in pixels channels; do
+    for kind in auto gemm jit winograd4 winograd2; do
+      [[ $isa == portable && $kind != auto && $kind != gemm ]] && continue
       SPARKLE_PLUGIN_PATH=$plugins SPARKLE_TEST_DEVICES=cpu SPARKLE_CPU_ISA=$isa \
-        SPARKLE_CPU_VECTORIZE=$v SPARKLE_TEST_CONSTANT_WEIGHTS=1 \
-        step "conformance-$isa-$v" 300 conformance_test
-      SPARKLE_PLUGIN_PATH=$plugins SPARKLE_CPU_ISA=$isa SPARKLE_CPU_VECTORIZE=$v \
-        step "cpu-paths-$isa-$v" 300 cpu_paths_test
+        SPARKLE_CPU_KERNEL=$kind SPARKLE_TEST_CONSTANT_WEIGHTS=1 \
+        step "conformance-$isa-$kind" 300 conformance_test
+      if command -v cpu_tensor_test > /dev/null; then
+        SPARKLE_PLUGIN_PATH=$plugins SPARKLE_CPU_ISA=$isa SPARKLE_CPU_KERNEL=$kind \
+          step "cpu-tensors-$isa-$kind" 300 cpu_tensor_test
+      fi
     done
+    for v in pixels channels; do
+      SPARKLE_PLUGIN_PATH=$plugins SPARKLE_CPU_ISA=$isa SPARKLE_CPU_VECTORIZE=$v \
+        SPARKLE_CPU_KERNEL=gemm step "cpu-paths-$isa-gemm-$v" 300 cpu_paths_test
+    done
+    [[ $isa != portable ]] && SPARKLE_PLUGIN_PATH=$plugins SPARKLE_CPU_ISA=$isa \
+      SPARKLE_CPU_KERNEL=jit step "cpu-paths-$isa-jit" 300 cpu_paths_test
   done
 fi
 

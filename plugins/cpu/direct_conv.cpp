@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sparkle/plugin.hpp>
@@ -28,7 +30,22 @@ const float* offset_ptr(const float* base, int64_t floats) {
 // Relative cost of one reduction step of a u x b tile: the FMAs (at least
 // ~10 in flight hide their latency on two FMA pipes), plus the loads (b
 // weight vectors and u broadcasts, two per cycle).
-double step_cost(int u, int b) { return std::max(u * b, 10) * 0.5 + (u + b) * 0.25; }
+// When the weights of a pass do not fit L1 they stream from L2, about one
+// vector per cycle.
+double step_cost(int u, int b, bool weights_in_l2) {
+  return std::max(u * b, 10) * 0.5 + (u + b) * 0.25 + (weights_in_l2 ? b : 0);
+}
+
+// SPARKLE_CPU_JIT_BLOCKING=UxB: forces U pixels x B channel blocks (for
+// experiments; a pair that does not fit the registers is an error).
+bool forced_blocking(int& u, int& b) {
+  const char* env = std::getenv("SPARKLE_CPU_JIT_BLOCKING");
+  if (env == nullptr || *env == '\0') return false;
+  if (std::sscanf(env, "%dx%d", &u, &b) != 2 || u < 1 || b < 1)
+    throw plugin::Error(SPARKLE_INVALID_ARGUMENT,
+                        std::string("SPARKLE_CPU_JIT_BLOCKING=") + env + " is not UxB");
+  return true;
+}
 
 }  // namespace
 
@@ -77,16 +94,21 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
   const int64_t width = flat_ ? opix : d.out_w;
   const int64_t rows = flat_ ? 1 : d.out_h;
   double best = std::numeric_limits<double>::infinity();
+  const auto l1 = static_cast<int64_t>(l1_bytes());
   for (int b = 1; b <= std::min<int64_t>(kb_, 8); ++b) {
+    // One pass's weights for a group (all input blocks, up to half of L2).
+    const int64_t pass_weights = std::min<int64_t>(static_cast<int64_t>(l2_bytes() / 2),
+                                                   icb_total_ * d.r * d.s * icp_ * b * v_ * 4);
+    const bool in_l2 = pass_weights > l1 / 2;
     for (int u = 1; u <= std::min<int64_t>(width, 32); ++u) {
       if (u * b + b + 1 > regs) break;
       const int64_t full = width / u, rest = width % u;
       const int64_t groups = ceil_div(kb_, b), last_b = kb_ - (groups - 1) * b;
-      const double row = static_cast<double>(full) * step_cost(u, b) +
-                         (rest ? step_cost(static_cast<int>(rest), b) : 0.0);
-      const double row_last =
-          static_cast<double>(full) * step_cost(u, static_cast<int>(last_b)) +
-          (rest ? step_cost(static_cast<int>(rest), static_cast<int>(last_b)) : 0.0);
+      const int lb = static_cast<int>(last_b), rs = static_cast<int>(rest);
+      const double row = static_cast<double>(full) * step_cost(u, b, in_l2) +
+                         (rest ? step_cost(rs, b, in_l2) : 0.0);
+      const double row_last = static_cast<double>(full) * step_cost(u, lb, in_l2) +
+                              (rest ? step_cost(rs, lb, in_l2) : 0.0);
       const double total =
           (static_cast<double>(groups - 1) * row + row_last) * static_cast<double>(rows * d.n);
       // Work items of one group x one row (or tile run): the last wave may
@@ -102,6 +124,11 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
     }
   }
 
+  int fu = 0, fb = 0;
+  if (forced_blocking(fu, fb)) {
+    ur_ = static_cast<int>(std::min<int64_t>(fu, width));
+    nb_oc_ = static_cast<int>(std::min<int64_t>(fb, kb_));
+  }
   for (int64_t b = 0; b < kb_; b += nb_oc_) {
     Group g;
     g.first_block = b;
@@ -137,6 +164,14 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
   const int64_t want_chunks = std::max<int64_t>(1, ceil_div(3 * threads_, per_unit));
   row_chunk_ = std::max<int64_t>(1, ceil_div(units, std::min(units, want_chunks)));
 
+  plugin::log(
+      SPARKLE_LOG_DEBUG,
+      "jit direct " + std::to_string(d.c) + "->" + std::to_string(d.k) + " " + std::to_string(d.r) +
+          "x" + std::to_string(d.s) + " on " + std::to_string(d.out_h) + "x" +
+          std::to_string(d.out_w) + ": " + std::to_string(ur_) + " pixels x " +
+          std::to_string(nb_oc_) + " blocks, " + std::to_string(icb_chunk_) + " of " +
+          std::to_string(icb_full_) + " input blocks per pass, " + std::to_string(row_chunk_) +
+          (flat_ ? " tiles" : " rows") + " per item, " + std::to_string(items()) + " items");
   kernels_.reserve(groups_.size() * tiles_.size());
   for (const Group& g : groups_)
     for (const Tile& t : tiles_) kernels_.push_back(jit_conv_kernel(key_for(g, t)));

@@ -108,3 +108,40 @@ TEST_CASE("SPARKLE_CPU_VECTORIZE: channels shows in the kernel name, unknown val
   ScopedEnv v("SPARKLE_CPU_VECTORIZE", "rows");
   check_error_names("SPARKLE_CPU_VECTORIZE=rows");
 }
+
+TEST_CASE("SPARKLE_CPU_KERNEL: a forced kind shows in the kernel name, unknown values are errors") {
+  const bool jit = std::getenv("SPARKLE_CPU_ISA") == nullptr ||
+                   std::string(std::getenv("SPARKLE_CPU_ISA")) != "portable";
+  for (const char* kind : {"gemm", "jit", "winograd4", "winograd2"}) {
+    CAPTURE(kind);
+    ScopedEnv k("SPARKLE_CPU_KERNEL", kind);
+    const std::string name = run_once().kernel;
+    CAPTURE(name);
+    // small_desc() is a 3x3 stride-1 layer: every kind applies with JIT
+    // kernels; without them (portable) everything runs on the GEMM.
+    CHECK(name.rfind(std::string("cpu_") + (jit ? kind : "gemm") + "_", 0) == 0);
+  }
+  {
+    ScopedEnv k("SPARKLE_CPU_KERNEL", "auto");
+    CHECK(run_once().kernel.rfind("cpu_auto_", 0) == 0);
+  }
+  ScopedEnv k("SPARKLE_CPU_KERNEL", "fft");
+  check_error_names("SPARKLE_CPU_KERNEL=fft");
+}
+
+TEST_CASE("bad SPARKLE_CPU_JIT_BLOCKING and SPARKLE_CPU_LAYOUT values are errors") {
+  {
+    ScopedEnv k("SPARKLE_CPU_KERNEL", "jit");
+    ScopedEnv b("SPARKLE_CPU_JIT_BLOCKING", "wide");
+    if (std::getenv("SPARKLE_CPU_ISA") == nullptr)
+      check_error_names("SPARKLE_CPU_JIT_BLOCKING=wide");
+  }
+  Engine engine;
+  ScopedEnv l("SPARKLE_CPU_LAYOUT", "nhwc");
+  try {
+    engine.tensor({1, 32, 4, 4}, "cpu");
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("SPARKLE_CPU_LAYOUT=nhwc") != std::string::npos);
+  }
+}

@@ -67,6 +67,9 @@ TEST_CASE("every cpu code path matches the reference at 1, 2 and 16 threads") {
       make(4, 45, 8, 6, 2, 2, 1, 1, true, true),    // even filter, stride 2, direct
       asymmetric_strided(),                         // stride 2 x 3, uneven padding, direct
       batch_folded(),                               // 3 images of 81 pixels in one GEMM
+      make(8, 5, 20, 3, 1, 4, 1, 1, true, true),    // padding wider than the filter: rows
+                                                    // and tiles entirely in the padding
+      make(40, 13, 33, 5, 1, 2, 1, 3),              // dilation 3: taps straddle the edges
   };
   const uint64_t seed = test::fresh_seed();
   MESSAGE("data seed " << seed << " (replay with SPARKLE_TEST_SEED)");
