@@ -54,7 +54,12 @@ bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa) {
 }
 
 DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, int threads)
-    : d_(d), isa_(isa), v_(jit_vector_lanes(isa)), dense_(dense_input), threads_(threads) {
+    : d_(d),
+      isa_(isa),
+      v_(jit_vector_lanes(isa)),
+      dense_(dense_input),
+      prefetch_(jit_prefetch_enabled()),
+      threads_(threads) {
   if (!direct_applicable(d, isa))
     throw plugin::Error(SPARKLE_INTERNAL, "JIT direct conv planned where it does not apply");
   const int64_t hw = d.h * d.w;
@@ -198,6 +203,7 @@ JitConvKey DirectConv::key_for(const Group& g, const Tile& t) const {
   k.bias = d_.has_bias != 0;
   k.relu = d_.relu != 0;
   k.mask_lanes = g.mask;
+  k.prefetch = prefetch_;
   return k;
 }
 

@@ -65,6 +65,7 @@ class DirectConv {
   int v_;
   bool dense_;
   bool flat_;  // 1x1, stride 1, no padding: the pixels are one long row
+  bool prefetch_;
   int threads_;
   int ur_ = 1, nb_oc_ = 1;
   int icp_ = 1, ic_tail_ = 0;

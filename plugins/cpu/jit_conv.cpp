@@ -3,6 +3,7 @@
 #include "jit_conv.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -102,6 +103,7 @@ class Generator : public CodeGenerator {
   template <class Vmm>
   void block(int nic) {
     const int64_t nbv = static_cast<int64_t>(k_.nb_oc) * lanes();
+    const int64_t row_floats = static_cast<int64_t>(k_.s_taps) * k_.icp * nbv;
     Label rows, done;
     mov(aux_src, reg_src);
     mov(aux_wei, reg_wei);
@@ -117,6 +119,12 @@ class Generator : public CodeGenerator {
         const int64_t w_off = (static_cast<int64_t>(s) * k_.icp + ic) * nbv;
         for (int ii = 0; ii < k_.nb_oc; ++ii)
           vmovups(wreg<Vmm>(ii), ptr[aux_wei + disp(w_off + ii * lanes())]);
+        // The weights are one sequential stream (rows, then blocks): fetch
+        // the same taps one filter row ahead into L1, a cache line per
+        // vector (AVX-512) or per two (AVX2).
+        if (k_.prefetch)
+          for (int ii = 0; ii < k_.nb_oc; ii += 16 / lanes())
+            prefetcht0(ptr[aux_wei + disp(w_off + ii * lanes() + row_floats)]);
         for (int jj = 0; jj < k_.ur; ++jj) {
           if (!tap_exists(jj, s)) continue;
           const int64_t x_off =
@@ -261,6 +269,14 @@ Cache& cache() {
 }  // namespace
 
 int64_t jit_kernels_generated() { return generated.load(); }
+
+bool jit_prefetch_enabled() {
+  const char* env = std::getenv("SPARKLE_CPU_JIT_PREFETCH");
+  if (env == nullptr || *env == '\0' || std::string(env) == "1") return true;
+  if (std::string(env) == "0") return false;
+  throw plugin::Error(SPARKLE_INVALID_ARGUMENT,
+                      std::string("SPARKLE_CPU_JIT_PREFETCH=") + env + " is unknown; use 0 or 1");
+}
 
 JitConvFn jit_conv_kernel(const JitConvKey& key) {
 #if defined(__x86_64__)

@@ -35,7 +35,8 @@ struct JitConvKey {
   int room = -1;
   bool bias = false;
   bool relu = false;
-  int mask_lanes = 0;  // valid lanes of the last block (0: all); the rest are stored as 0
+  int mask_lanes = 0;    // valid lanes of the last block (0: all); the rest are stored as 0
+  bool prefetch = true;  // software prefetch of the weights one filter row ahead
 
   bool operator==(const JitConvKey&) const = default;
 };
@@ -61,6 +62,8 @@ JitConvFn jit_conv_kernel(const JitConvKey& key);
 // kernels (0 for the portable ISA, which has none).
 int jit_vector_lanes(Isa isa);
 int jit_vector_registers(Isa isa);
+// SPARKLE_CPU_JIT_PREFETCH: 1 (default) or 0, for measuring the prefetch.
+bool jit_prefetch_enabled();
 // Kernels generated so far (for tests and logs).
 int64_t jit_kernels_generated();
 
