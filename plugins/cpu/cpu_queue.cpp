@@ -82,11 +82,13 @@ std::unique_ptr<plugin::Fence> CpuQueue::conv2d(plugin::Plan* plan, plugin::Buff
 std::unique_ptr<plugin::Fence> CpuQueue::push(plugin::WaitList waits, std::function<void()> work,
                                               std::shared_ptr<int64_t> elapsed) {
   Item item;
+  bool ready = true;  // every fence waited for has signalled
   for (plugin::Fence* f : waits) {
     auto* hf = dynamic_cast<plugin::HostFence*>(f);
     if (hf == nullptr)
       throw Error(SPARKLE_INVALID_ARGUMENT, "wait list holds a fence of another device");
     item.waits.push_back(hf->state());
+    ready = ready && hf->poll();
   }
   item.work = std::move(work);
   item.fence = std::make_shared<plugin::HostFence::State>();
@@ -94,10 +96,47 @@ std::unique_ptr<plugin::Fence> CpuQueue::push(plugin::WaitList waits, std::funct
   auto fence = std::make_unique<plugin::HostFence>(item.fence);
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(item));
+    if (!ready || running_ || !queue_.empty()) {
+      queue_.push_back(std::move(item));
+      cv_.notify_all();
+      return fence;
+    }
+    running_ = true;
   }
-  cv_.notify_one();
+  // Nothing is ahead of this work and nothing holds it back: it runs here,
+  // on the enqueuing thread, which saves the two thread wake-ups of a
+  // hand-over to the worker and back (about 10 us of a ~20 us round trip
+  // per call on the 2-core machine). Later work queues up behind it.
+  execute(item);
+  {
+    std::lock_guard lock(mutex_);
+    running_ = false;
+  }
+  cv_.notify_all();
   return fence;
+}
+
+void CpuQueue::execute(Item& item) {
+  // Fences of other queues of the device; a failed one does not stop this
+  // work (the host decides what a failure means downstream).
+  for (auto& w : item.waits) {
+    try {
+      w->wait();
+    } catch (...) {
+    }
+  }
+  std::exception_ptr error;
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    item.work();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  if (item.elapsed && *item.elapsed >= 0) ns = *item.elapsed;
+  item.fence->signal(ns, error);
 }
 
 void CpuQueue::loop() {
@@ -105,31 +144,18 @@ void CpuQueue::loop() {
     Item item;
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return (stop_ && !running_) || (!queue_.empty() && !running_); });
       if (queue_.empty()) return;
       item = std::move(queue_.front());
       queue_.pop_front();
+      running_ = true;
     }
-    // Fences of other queues of the device; a failed one does not stop this
-    // work (the host decides what a failure means downstream).
-    for (auto& w : item.waits) {
-      try {
-        w->wait();
-      } catch (...) {
-      }
+    execute(item);
+    {
+      std::lock_guard lock(mutex_);
+      running_ = false;
     }
-    std::exception_ptr error;
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      item.work();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::steady_clock::now() - start)
-                     .count();
-    if (item.elapsed && *item.elapsed >= 0) ns = *item.elapsed;
-    item.fence->signal(ns, error);
+    cv_.notify_all();
   }
 }
 

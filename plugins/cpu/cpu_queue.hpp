@@ -1,5 +1,7 @@
 // The CPU device's ABI 1.3 queue: plugin::HostQueue's shape (one worker
-// thread, work in order, each item after its wait list, HostFence fences),
+// thread, work in order, each item after its wait list, HostFence fences;
+// work that finds the queue idle and its wait list signalled runs at once
+// on the enqueuing thread),
 // with transfers that go through HostBuffer so that blocked tensors are
 // converted to and from dense NCHW there and nowhere else.
 #pragma once
@@ -43,12 +45,14 @@ class CpuQueue final : public plugin::Queue {
   std::unique_ptr<plugin::Fence> push(plugin::WaitList waits, std::function<void()> work,
                                       std::shared_ptr<int64_t> elapsed = nullptr);
   void loop();
+  void execute(Item& item);
 
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
   bool stop_ = false;
-  std::thread thread_;  // last: starts after the members it uses
+  bool running_ = false;  // an item is executing (on the worker or inline)
+  std::thread thread_;    // last: starts after the members it uses
 };
 
 }  // namespace sparkle::cpu

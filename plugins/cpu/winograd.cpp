@@ -9,6 +9,8 @@
 #include <cstring>
 #include <sparkle/plugin.hpp>
 
+#include "scratch.hpp"
+
 namespace sparkle::cpu {
 
 namespace {
@@ -181,7 +183,8 @@ SPARKLE_WINO_AVX512 void output_avx512(const Geometry& g, const float* mb, const
   output_row<v16, i16v, M>(g, mb, bias, relu, y, n, ty, b);
 }
 
-// Scratch reused across calls by each thread that runs a Winograd conv.
+// The transformed tiles and products: scratch that each calling thread
+// reuses across calls (ScratchBuffer), grown to the largest layer.
 float* scratch(std::vector<float>& v, size_t floats) {
   if (v.size() < floats) v.resize(floats);
   return v.data();
@@ -258,9 +261,10 @@ void WinogradConv::run(const float* x, const float* wpacked, const float* bias_p
   const int a2 = alpha_ * alpha_;
   Geometry g{d_.h,     d_.w,     th_,  tw_, tiles_,     icb_,       kb_,
              d_.out_h, d_.out_w, d_.k, v_,  d_.pad_top, d_.pad_left};
-  thread_local std::vector<float> vlease, mlease;
-  float* vbuf = scratch(vlease, static_cast<size_t>(a2 * icb_ * tiles_ * v_));
-  float* mbuf = scratch(mlease, static_cast<size_t>(a2 * kb_ * tiles_ * v_));
+  ScratchBuffer<float, 20> vlease;
+  ScratchBuffer<float, 21> mlease;
+  float* vbuf = scratch(vlease.get(), static_cast<size_t>(a2 * icb_ * tiles_ * v_));
+  float* mbuf = scratch(mlease.get(), static_cast<size_t>(a2 * kb_ * tiles_ * v_));
   const bool avx512 = isa_ == Isa::avx512;
   const bool four = m_ == 4;
   tbb::parallel_for(int64_t{0}, d_.n * th_ * icb_, [&](int64_t job) {
