@@ -158,25 +158,44 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
     }
     tiles_.push_back(t);
   }
-  // Input blocks per pass: the group's weights for one pass stay within
-  // half of L2 (measured), so that every tile of the pass reuses them.
-  const int64_t block_bytes = d.r * d.s * icp_ * nb_oc_ * v_ * 4;
-  icb_chunk_ = std::clamp<int64_t>(static_cast<int64_t>(l2_bytes() / 2) / block_bytes, 1,
-                                   std::max<int64_t>(icb_full_, 1));
-  // Rows (flat: tiles) per work item: as many as keep >= 3 items per thread.
+  // Work items and the loop inside one (BLIS-like): for each pass over a
+  // run of input blocks, for each group of the item's set, for each row
+  // (flat: tile) of the item, the tiles. A pass's weights for one group
+  // stay in half of L1 (measured) for all the item's rows; the item's input
+  // for a pass stays in half of L2 for all its groups.
   const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d.out_h;
-  const int64_t per_unit = d.n * static_cast<int64_t>(groups_.size());
-  const int64_t want_chunks = std::max<int64_t>(1, ceil_div(3 * threads_, per_unit));
-  row_chunk_ = std::max<int64_t>(1, ceil_div(units, std::min(units, want_chunks)));
+  const auto ngroups = static_cast<int64_t>(groups_.size());
+  const int64_t block_bytes = d.r * d.s * icp_ * nb_oc_ * v_ * 4;
+  const auto half_l1 = static_cast<int64_t>(l1_bytes() / 2);
+  const auto half_l2 = static_cast<int64_t>(l2_bytes() / 2);
+  // A pass of at least 64 reduction steps keeps the partial-sum traffic
+  // between passes small.
+  const int64_t min_chunk =
+      std::min<int64_t>(std::max<int64_t>(icb_full_, 1), ceil_div(64, icp_ * d.r * d.s));
+  icb_chunk_ =
+      std::clamp<int64_t>(half_l1 / block_bytes, min_chunk, std::max<int64_t>(icb_full_, 1));
+  // Input floats of one row (flat: tile) for one pass.
+  const int64_t unit_in = flat_
+                              ? static_cast<int64_t>(ur_) * v_ * icb_chunk_
+                              : d.r * d.dilation_h * d.w * std::min<int64_t>(icp_, v_) * icb_chunk_;
+  const int64_t l2_units = std::max<int64_t>(1, half_l2 / (unit_in * 4));
+  // Enough items for >= 3 per thread: split the rows, then the groups.
+  const int64_t want = std::max<int64_t>(1, ceil_div(3 * threads_, d.n));
+  int64_t chunks = std::max(ceil_div(units, l2_units), std::min(units, want));
+  group_set_ = ngroups;
+  while (chunks * ceil_div(ngroups, group_set_) < want && group_set_ > 1)
+    group_set_ = ceil_div(group_set_, 2);
+  row_chunk_ = std::max<int64_t>(1, ceil_div(units, chunks));
 
-  plugin::log(
-      SPARKLE_LOG_DEBUG,
-      "jit direct " + std::to_string(d.c) + "->" + std::to_string(d.k) + " " + std::to_string(d.r) +
-          "x" + std::to_string(d.s) + " on " + std::to_string(d.out_h) + "x" +
-          std::to_string(d.out_w) + ": " + std::to_string(ur_) + " pixels x " +
-          std::to_string(nb_oc_) + " blocks, " + std::to_string(icb_chunk_) + " of " +
-          std::to_string(icb_full_) + " input blocks per pass, " + std::to_string(row_chunk_) +
-          (flat_ ? " tiles" : " rows") + " per item, " + std::to_string(items()) + " items");
+  plugin::log(SPARKLE_LOG_DEBUG,
+              "jit direct " + std::to_string(d.c) + "->" + std::to_string(d.k) + " " +
+                  std::to_string(d.r) + "x" + std::to_string(d.s) + " on " +
+                  std::to_string(d.out_h) + "x" + std::to_string(d.out_w) + ": " +
+                  std::to_string(ur_) + " pixels x " + std::to_string(nb_oc_) + " blocks, " +
+                  std::to_string(icb_chunk_) + " of " + std::to_string(icb_full_) +
+                  " input blocks per pass, " + std::to_string(row_chunk_) +
+                  (flat_ ? " tiles" : " rows") + " and " + std::to_string(group_set_) +
+                  " groups per item, " + std::to_string(items()) + " items");
   kernels_.reserve(groups_.size() * tiles_.size());
   for (const Group& g : groups_)
     for (const Tile& t : tiles_) kernels_.push_back(jit_conv_kernel(key_for(g, t)));
@@ -220,7 +239,8 @@ std::vector<float> DirectConv::padded_bias(const float* bias) const {
 
 int64_t DirectConv::items() const {
   const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d_.out_h;
-  return d_.n * static_cast<int64_t>(groups_.size()) * ceil_div(units, row_chunk_);
+  return d_.n * ceil_div(static_cast<int64_t>(groups_.size()), group_set_) *
+         ceil_div(units, row_chunk_);
 }
 
 void DirectConv::run(const float* x, const float* wpacked, const float* bias_padded,
@@ -234,31 +254,33 @@ void DirectConv::run_item(int64_t item, const float* x, const float* wpacked,
   const int64_t units = flat_ ? static_cast<int64_t>(tiles_.size()) : d_.out_h;
   const int64_t chunks = ceil_div(units, row_chunk_);
   const auto ngroups = static_cast<int64_t>(groups_.size());
+  const int64_t nsets = ceil_div(ngroups, group_set_);
   const auto ntiles = static_cast<int64_t>(tiles_.size());
   const int64_t rs = d_.r * d_.s;
   const int64_t row_stride = d_.w * in_px_;
-  {
-    const int64_t n = item / (ngroups * chunks);
-    const int64_t gi = (item / chunks) % ngroups;
-    const int64_t u0 = (item % chunks) * row_chunk_, u1 = std::min(units, u0 + row_chunk_);
-    const Group& g = groups_[static_cast<size_t>(gi)];
-    const int64_t nbv = static_cast<int64_t>(g.nb) * v_;
-    const float* wg = wpacked + g.first_block * v_ * icb_total_ * rs * icp_;
-    const float* xi = x + n * in_img_;
-    float* yg = y + n * out_img_ + g.first_block * out_blk_;
-    const JitConvFn* kg = kernels_.data() + gi * ntiles;
-    JitConvArgs a{};
-    a.bias = bias_padded != nullptr ? bias_padded + g.first_block * v_ : nullptr;
-    for (int64_t c0 = 0; c0 < icb_full_; c0 += icb_chunk_) {
-      const int64_t nblk = std::min(icb_chunk_, icb_full_ - c0);
-      const bool last = c0 + nblk >= icb_full_;
-      a.icb = nblk;
-      a.flags = (c0 == 0 ? 1 : 0) | (last ? 2 : 0) | (last && ic_tail_ > 0 ? 4 : 0);
-      const float* xc = xi + c0 * in_blk_;
-      const float* wc = wg + c0 * rs * icp_ * nbv;
+  const int64_t n = item / (nsets * chunks);
+  const int64_t set = (item / chunks) % nsets;
+  const int64_t u0 = (item % chunks) * row_chunk_, u1 = std::min(units, u0 + row_chunk_);
+  const int64_t g0 = set * group_set_, g1 = std::min(ngroups, g0 + group_set_);
+  const float* xi = x + n * in_img_;
+  JitConvArgs a{};
+  for (int64_t c0 = 0; c0 < icb_full_; c0 += icb_chunk_) {
+    const int64_t nblk = std::min(icb_chunk_, icb_full_ - c0);
+    const bool last = c0 + nblk >= icb_full_;
+    a.icb = nblk;
+    a.flags = (c0 == 0 ? 1 : 0) | (last ? 2 : 0) | (last && ic_tail_ > 0 ? 4 : 0);
+    const float* xc = xi + c0 * in_blk_;
+    for (int64_t gi = g0; gi < g1; ++gi) {
+      const Group& g = groups_[static_cast<size_t>(gi)];
+      const int64_t nbv = static_cast<int64_t>(g.nb) * v_;
+      a.bias = bias_padded != nullptr ? bias_padded + g.first_block * v_ : nullptr;
+      const float* wg =
+          wpacked + g.first_block * v_ * icb_total_ * rs * icp_ + c0 * rs * icp_ * nbv;
+      float* yg = y + n * out_img_ + g.first_block * out_blk_;
+      const JitConvFn* kg = kernels_.data() + gi * ntiles;
       if (flat_) {
         a.kh = 1;
-        a.wei = wc;
+        a.wei = wg;
         for (int64_t t = u0; t < u1; ++t) {
           const Tile& tile = tiles_[static_cast<size_t>(t)];
           a.src = xc + tile.src_col * in_px_;
@@ -268,13 +290,13 @@ void DirectConv::run_item(int64_t item, const float* x, const float* wpacked,
         continue;
       }
       for (int64_t oh = u0; oh < u1; ++oh) {
-        // Filter rows whose input row exists.
+        // The filter rows whose input row exists.
         const int64_t ih0 = oh * d_.stride_h - d_.pad_top;
         int64_t r_lo = 0, r_hi = d_.r;
         while (r_lo < r_hi && ih0 + r_lo * d_.dilation_h < 0) ++r_lo;
         while (r_hi > r_lo && ih0 + (r_hi - 1) * d_.dilation_h >= d_.h) --r_hi;
         a.kh = r_hi - r_lo;
-        a.wei = wc + r_lo * d_.s * icp_ * nbv;
+        a.wei = wg + r_lo * d_.s * icp_ * nbv;
         const float* xrow = a.kh > 0 ? xc + (ih0 + r_lo * d_.dilation_h) * row_stride : xc;
         float* yrow = yg + oh * d_.out_w * v_;
         for (int64_t t = 0; t < ntiles; ++t) {

@@ -76,6 +76,7 @@ class DirectConv {
   int64_t in_c_ = 1, in_px_ = 1, in_row_ = 1, in_blk_ = 1, in_img_ = 1;
   int64_t out_blk_ = 1, out_img_ = 1;
   int64_t row_chunk_ = 1;  // output rows (or tiles, flat) per work item
+  int64_t group_set_ = 1;  // groups per work item (looped inside each row)
   std::vector<Group> groups_;
   std::vector<Tile> tiles_;
   // kernels_[g * tiles + t]
