@@ -16,6 +16,7 @@
 // reuses them); --weights per-call makes sparkle read them anew on every
 // call while oneDNN keeps its reorder.
 #include <tbb/info.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,13 +50,15 @@ struct Options {
   int rounds = 3;
   bool constant_weights = true;
   bool resident = false;
+  bool cpu_timer = false;  // process CPU time instead of wall time
   std::string json;
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: %s [--shapes FILE] [--batch N] [--repeat N] [--rounds N]\n"
-               "          [--weights constant|per-call] [--mode host|resident] [--json FILE]\n"
+               "          [--weights constant|per-call] [--mode host|resident] [--timer wall|cpu]\n"
+               "          [--json FILE]\n"
                "  sparkle's cpu device against oneDNN (convolution_direct and\n"
                "  convolution_auto), per layer: medians of --rounds x --repeat runs, the\n"
                "  libraries taking turns each round. host: NCHW in and out, reorders\n"
@@ -100,6 +103,13 @@ Options parse(int argc, char** argv) {
           usage(argv[0], 2);
         }
         o.resident = v == "resident";
+      } else if (a == "--timer") {
+        const std::string v = value();
+        if (v != "wall" && v != "cpu") {
+          std::fprintf(stderr, "--timer must be wall or cpu, not '%s'\n", v.c_str());
+          usage(argv[0], 2);
+        }
+        o.cpu_timer = v == "cpu";
       } else if (a == "--json") {
         o.json = value();
       } else if (a == "-h" || a == "--help") {
@@ -128,6 +138,16 @@ double median(std::vector<double> v) {
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// CPU time of the whole process (every thread) in ms. With one thread (the
+// bench pinned to one core) it counts only the time this process ran, so
+// other processes on a shared machine do not inflate it; with more threads
+// it also counts idle workers spinning, and means little.
+double process_cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
 }
 
 // One convolution through oneDNN: as an NCHW caller runs it (run), or on
@@ -396,8 +416,9 @@ int main(int argc, char** argv) {
         warm_up(fn, round == 0 ? 100.0 : 20.0, round == 0 ? 2 : 1);
         for (int r = 0; r < opt.repeat; ++r) {
           const auto t0 = Clock::now();
+          const double c0 = opt.cpu_timer ? process_cpu_ms() : 0.0;
           fn();
-          out.push_back(ms_since(t0));
+          out.push_back(opt.cpu_timer ? process_cpu_ms() - c0 : ms_since(t0));
         }
       };
       // oneDNN's auto may resolve to the same implementation as direct; it
@@ -448,12 +469,13 @@ int main(int argc, char** argv) {
     std::printf(
         "sparkle %s vs oneDNN %d.%d.%d (%s), %s, batch %lld, %d threads "
         "(TBB default; OMP_NUM_THREADS=%d for oneDNN), median of %d rounds x %d runs; "
-        "sparkle weights: %s; mode %s\n",
+        "sparkle weights: %s; mode %s; timer %s\n",
         sparkle::version(), ver->major, ver->minor, ver->patch, ver->hash, now_utc().c_str(),
         static_cast<long long>(opt.batch), threads, threads, opt.rounds, opt.repeat,
         opt.constant_weights ? "constant (packed once, as oneDNN's)" : "per call",
         opt.resident ? "resident (each library's layouts kept, no reorders timed)"
-                     : "host (NCHW in and out, reorders timed)");
+                     : "host (NCHW in and out, reorders timed)",
+        opt.cpu_timer ? "process CPU time" : "wall");
     std::printf("cpu: %s; load average %s before, %s after\n", cpu_model().c_str(),
                 load_before.c_str(), load_average().c_str());
     for (const auto& p : peaks)
@@ -510,6 +532,7 @@ int main(int argc, char** argv) {
          << ",\n  \"rounds\": " << opt.rounds << ",\n  \"sparkle_weights\": \""
          << (opt.constant_weights ? "constant" : "per-call") << "\""
          << ",\n  \"mode\": \"" << (opt.resident ? "resident" : "host") << "\""
+         << ",\n  \"timer\": \"" << (opt.cpu_timer ? "cpu" : "wall") << "\""
          << ",\n  \"shapes\": \"" << json_escape(opt.shapes) << "\",\n  \"onednn_version\": \""
          << ver->major << "." << ver->minor << "." << ver->patch << "\",\n  \"sparkle_isa\": \""
          << isa << "\",\n  \"peaks_gflops\": {";

@@ -27,13 +27,23 @@ const float* offset_ptr(const float* base, int64_t floats) {
                                         static_cast<intptr_t>(floats * 4));
 }
 
-// Relative cost of one reduction step of a u x b tile: the FMAs (at least
-// ~10 in flight hide their latency on two FMA pipes), plus the loads (b
-// weight vectors and u broadcasts, two per cycle).
-// When the weights of a pass do not fit L1 they stream from L2, about one
-// vector per cycle.
-double step_cost(int u, int b, bool weights_in_l2) {
-  return std::max(u * b, 10) * 0.5 + (u + b) * 0.25 + (weights_in_l2 ? b : 0);
+// Cycles of one reduction step of a u x b tile, the largest of: the FMAs on
+// two pipes (at least ~10 in flight to hide their latency), the
+// instructions at four per cycle (u broadcasts, b weight loads and u * b
+// FMAs; on AVX-512 with b = 1 the broadcast rides in the FMA), and the
+// loads at 1.5 per cycle, 2 when they are FMA operands (fitted on the
+// 2-core EPYC: at two, AVX2's 14 x 1 tiles were picked and measured 14-23%
+// slower than 6 x 2; on AVX-512, 28 x 1 with embedded broadcasts measured
+// 2-4% faster than 14 x 2). Weights that do not fit L1 stream from L2, about
+// two vectors per cycle.
+double step_cost(int u, int b, bool embedded_broadcast, bool weights_in_l2) {
+  const bool embedded = embedded_broadcast && b == 1;
+  const double fmas = u * b;
+  const double loads = u + b;
+  const double uops = embedded ? u + 1 : u * b + u + b;
+  const double cycles =
+      std::max({std::max(fmas, 10.0) / 2, uops / 4, loads / (embedded ? 2.0 : 1.5)});
+  return cycles + (weights_in_l2 ? b * 0.5 : 0.0);
 }
 
 // SPARKLE_CPU_JIT_BLOCKING=UxB: forces U pixels x B channel blocks (for
@@ -96,6 +106,7 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
   // Register blocking: the (pixels, blocks) pair with the least modelled
   // time, with the tails' kernels and the waves of work items priced in.
   const int regs = jit_vector_registers(isa);
+  const bool embedded = isa == Isa::avx512;  // FMAs with a {1to16} memory broadcast
   const int64_t width = flat_ ? opix : d.out_w;
   const int64_t rows = flat_ ? 1 : d.out_h;
   double best = std::numeric_limits<double>::infinity();
@@ -110,10 +121,10 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
       const int64_t full = width / u, rest = width % u;
       const int64_t groups = ceil_div(kb_, b), last_b = kb_ - (groups - 1) * b;
       const int lb = static_cast<int>(last_b), rs = static_cast<int>(rest);
-      const double row = static_cast<double>(full) * step_cost(u, b, in_l2) +
-                         (rest ? step_cost(rs, b, in_l2) : 0.0);
-      const double row_last = static_cast<double>(full) * step_cost(u, lb, in_l2) +
-                              (rest ? step_cost(rs, lb, in_l2) : 0.0);
+      const double row = static_cast<double>(full) * step_cost(u, b, embedded, in_l2) +
+                         (rest ? step_cost(rs, b, embedded, in_l2) : 0.0);
+      const double row_last = static_cast<double>(full) * step_cost(u, lb, embedded, in_l2) +
+                              (rest ? step_cost(rs, lb, embedded, in_l2) : 0.0);
       const double total =
           (static_cast<double>(groups - 1) * row + row_last) * static_cast<double>(rows * d.n);
       // Work items of one group x one row (or tile run): the last wave may
