@@ -150,8 +150,10 @@ class CpuPlan final : public plugin::Plan {
     o.w = host(w, "w", w_count * f);
     o.y = host(y, "y", static_cast<size_t>(d_.n * d_.k * d_.out_h * d_.out_w) * f);
     o.b = d_.has_bias ? host(bias, "bias", static_cast<size_t>(d_.k) * f) : nullptr;
-    const auto start = Clock::now();
-    auto run = [&] { execute(o); };
+    auto start = Clock::now();
+    // A call that measures the kinds first reports only its last run (the
+    // one whose output it returns), as the selector learns from this time.
+    auto run = [&] { start = execute(o); };
 #if defined(__SANITIZE_THREAD__)
     // Debian's oneTBB is not instrumented, so ThreadSanitizer cannot see the
     // synchronisation of its worker threads and reports every parallel_for
@@ -187,18 +189,31 @@ class CpuPlan final : public plugin::Plan {
     return v_ > 0 && l.block == v_ && l.n == n && l.c == c && l.h == h && l.w == w;
   }
 
-  void execute(const Operands& o) {
+  // Runs the call; returns when the run that produced y started.
+  Clock::time_point execute(const Operands& o) {
+    const auto start = Clock::now();
     const int threads = tbb::this_task_arena::max_concurrency();
     const bool xb = blocked_as(o.x, d_.n, d_.c, d_.h, d_.w);
     const bool yb = blocked_as(o.y, d_.n, d_.k, d_.out_h, d_.out_w);
-    if (forced_ != KernelKind::automatic) return run(fallback(forced_), o, xb, yb, threads);
-    if (flops_ < kMeasureFlops) return run(fallback(KernelKind::jit), o, xb, yb, threads);
+    if (forced_ != KernelKind::automatic) {
+      run(fallback(forced_), o, xb, yb, threads);
+      return start;
+    }
+    if (flops_ < kMeasureFlops) {
+      run(fallback(KernelKind::jit), o, xb, yb, threads);
+      return start;
+    }
     const int mode = (xb ? 1 : 0) | (yb ? 2 : 0);
     const int64_t key = static_cast<int64_t>(threads) * 4 + mode;
+    KernelKind chosen = KernelKind::automatic;
     {
       std::lock_guard lock(mutex_);
       auto it = choice_.find(key);
-      if (it != choice_.end()) return run(it->second, o, xb, yb, threads);
+      if (it != choice_.end()) chosen = it->second;
+    }
+    if (chosen != KernelKind::automatic) {
+      run(chosen, o, xb, yb, threads);  // outside the lock: calls run concurrently
+      return start;
     }
     // First call with these layouts: each candidate once to warm up (JIT
     // code, packed weights, pages), then three timed rounds (the minimum of
@@ -235,7 +250,9 @@ class CpuPlan final : public plugin::Plan {
       choice_[key] = candidates_[win];
     }
     drop_unused_packs();
+    const auto last = Clock::now();
     run(candidates_[win], o, xb, yb, threads);
+    return last;
   }
 
   std::string describe() const {
