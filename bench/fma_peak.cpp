@@ -3,6 +3,8 @@
 // is the core's issue rate, not its latency.
 #include "fma_peak.hpp"
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -72,8 +74,15 @@ double fma_portable(int64_t iters) {
   return static_cast<double>(iters) * 12 * 4 * 2;
 }
 
-// Runs fn on `threads` threads at once; returns total GFLOPS.
-double run_threads(double (*fn)(int64_t), int threads, double seconds) {
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// Runs fn on `threads` threads at once; returns total GFLOPS (per second of
+// wall time, or of process CPU time divided by the threads).
+double run_threads(double (*fn)(int64_t), int threads, double seconds, bool cpu_time) {
   // Calibrate one thread's iteration count for the wanted duration.
   int64_t iters = 1 << 16;
   for (;;) {
@@ -98,9 +107,12 @@ double run_threads(double (*fn)(int64_t), int threads, double seconds) {
     });
   while (ready.load() != threads) std::this_thread::yield();
   const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = process_cpu_seconds();
   go.store(true);
   for (auto& th : pool) th.join();
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s =
+      cpu_time ? (process_cpu_seconds() - c0) / threads
+               : std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double total = 0;
   for (double f : flops) total += f;
   return total / s * 1e-9;
@@ -108,16 +120,16 @@ double run_threads(double (*fn)(int64_t), int threads, double seconds) {
 
 }  // namespace
 
-std::vector<PeakResult> measure_fma_peaks(int threads, double seconds_each) {
+std::vector<PeakResult> measure_fma_peaks(int threads, double seconds_each, bool cpu_time) {
   std::vector<PeakResult> out;
 #if SPARKLE_BENCH_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f"))
-    out.push_back({"avx512", threads, run_threads(&fma_avx512, threads, seconds_each)});
+    out.push_back({"avx512", threads, run_threads(&fma_avx512, threads, seconds_each, cpu_time)});
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    out.push_back({"avx2", threads, run_threads(&fma_avx2, threads, seconds_each)});
+    out.push_back({"avx2", threads, run_threads(&fma_avx2, threads, seconds_each, cpu_time)});
 #endif
-  out.push_back({"portable", threads, run_threads(&fma_portable, threads, seconds_each)});
+  out.push_back({"portable", threads, run_threads(&fma_portable, threads, seconds_each, cpu_time)});
   return out;
 }
 

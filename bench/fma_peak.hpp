@@ -14,6 +14,9 @@ struct PeakResult {
 };
 
 // Every ISA this CPU supports, best first. Runs for about seconds_each.
-std::vector<PeakResult> measure_fma_peaks(int threads, double seconds_each = 0.3);
+// cpu_time: per second of process CPU time (with one thread on a shared
+// machine, the time it actually ran) instead of wall time.
+std::vector<PeakResult> measure_fma_peaks(int threads, double seconds_each = 0.3,
+                                          bool cpu_time = false);
 
 }  // namespace sparkle::bench

@@ -335,9 +335,9 @@ int main(int argc, char** argv) {
     const auto* ver = dnnl::version();
 
     std::fprintf(stderr, "measuring the FMA peak on %d threads...\n", threads);
-    auto peaks = sparkle::bench::measure_fma_peaks(threads);
+    auto peaks = sparkle::bench::measure_fma_peaks(threads, 0.3, opt.cpu_timer);
     for (int trial = 0; trial < 2; ++trial) {  // best of 3: the machine may be shared
-      auto again = sparkle::bench::measure_fma_peaks(threads);
+      auto again = sparkle::bench::measure_fma_peaks(threads, 0.3, opt.cpu_timer);
       for (size_t i = 0; i < peaks.size(); ++i)
         peaks[i].gflops = std::max(peaks[i].gflops, again[i].gflops);
     }
