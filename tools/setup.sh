@@ -16,7 +16,7 @@ packages=(
   meson ninja-build pkg-config g++ cmake git python3 file
   libboost-dev libboost-program-options-dev libtbb-dev doctest-dev
   python3-glad libegl-dev libegl1 libegl-mesa0 libgl1-mesa-dri libdrm-dev
-  libdnnl-dev
+  libdnnl-dev libxxhash-dev
 )
 
 install_missing() {
