@@ -18,22 +18,6 @@ namespace {
 // out-of-range indices that tile edges compute (and never dereference).
 constexpr int64_t kMaxElements = (int64_t{1} << 31) - (int64_t{1} << 20);
 
-// SPARKLE_GL_DISPATCH_LIMIT caps work groups per grid dimension below the
-// driver's limit, so tests can exercise split dispatches on small tensors.
-uint64_t dispatch_limit(int64_t driver_limit) {
-  uint64_t limit = driver_limit > 0 ? static_cast<uint64_t>(driver_limit) : 65535;
-  if (const char* v = std::getenv("SPARKLE_GL_DISPATCH_LIMIT"); v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    unsigned long long cap = std::strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || cap == 0) {
-      throw Error(SPARKLE_INVALID_ARGUMENT,
-                  std::string("SPARKLE_GL_DISPATCH_LIMIT=") + v + " must be a positive integer");
-    }
-    limit = std::min<uint64_t>(limit, cap);
-  }
-  return limit;
-}
-
 std::string field(const char* name, int64_t v) {
   return std::string(name) + "=" + std::to_string(v);
 }
@@ -236,17 +220,9 @@ int64_t GlFence::elapsed_ns() { return state_->complete ? state_->elapsed_ns : -
 
 // ---- GlPlan -----------------------------------------------------------------
 
-GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
-               ProgramPtr program, ProgramPtr reduce_program, std::unique_ptr<GlBuffer> workspace)
-    : ctx_(std::move(ctx)),
-      desc_(desc),
-      kernel_(std::move(kernel)),
-      program_(std::move(program)),
-      reduce_program_(std::move(reduce_program)),
-      workspace_(std::move(workspace)) {
-  max_groups_x_ = dispatch_limit(ctx_->info().max_count[0]);
-  max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
-}
+GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc,
+               std::shared_ptr<const ConvProgram> program)
+    : ctx_(std::move(ctx)), desc_(desc), program_(std::move(program)) {}
 
 std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer* w,
                                                plugin::Buffer* bias, plugin::Buffer* y) {
@@ -282,51 +258,19 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
   }
 
   auto state = std::make_shared<FenceState>();
-  // The closure holds the programs: a plan destroyed before the dispatch runs
-  // cannot delete them under it.
-  const ProgramPtr main_program = program_, reduce_program_ref = reduce_program_;
-  const GLuint workspace = workspace_ ? workspace_->id() : 0;
-  const uint64_t main_groups = kernel_.total_groups, reduce_groups = kernel_.reduce_groups;
-  const uint64_t max_x = max_groups_x_, max_y = max_groups_y_;
+  // The closure holds the program: a plan destroyed before the dispatch runs
+  // cannot delete its programs or workspaces under it.
+  const std::shared_ptr<const ConvProgram> program = program_;
   std::future<void> submitted = ctx_->submit([=](GlContext& c) {
-    const GLuint program = main_program->id();
-    const GLuint reduce_program = reduce_program_ref ? reduce_program_ref->id() : 0;
     const auto& gl = c.gl();
     const bool timer = c.info().timer_queries;
     clear_gl_errors(gl);
-    // Grids larger than the driver allows run as several dispatches; the
-    // shader adds u_group_offset to its linear work group index.
-    auto dispatch = [&](GLuint prog, uint64_t total) {
-      gl.UseProgram(prog);
-      const uint64_t gx = std::min<uint64_t>(total, max_x);
-      const uint64_t rows = (total + gx - 1) / gx;
-      for (uint64_t row = 0; row < rows;) {
-        const uint64_t gy = std::min(max_y, rows - row);
-        gl.ProgramUniform1ui(prog, 0, static_cast<GLuint>(row * gx));
-        gl.DispatchCompute(static_cast<GLuint>(gx), static_cast<GLuint>(gy), 1);
-        row += gy;
-      }
-    };
     if (timer) {
       gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
       gl.BeginQuery(GL_TIME_ELAPSED, state->query);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, ids[0]);
-    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 1, ids[1]);
-    if (ids[2] != 0) gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 2, ids[2]);
-    if (workspace != 0) {
-      // Split-K: partial sums into the workspace, then the reduce pass.
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, workspace);
-      dispatch(program, main_groups);
-      gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT);
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, workspace);
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
-      dispatch(reduce_program, reduce_groups);
-    } else {
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
-      dispatch(program, main_groups);
-    }
+    program->record(c, ids);
     gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT);
     if (timer) {
       gl.EndQuery(GL_TIME_ELAPSED);
@@ -384,33 +328,7 @@ std::unique_ptr<plugin::Buffer> GlDevice::create_buffer(size_t bytes) {
 
 std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d) {
   check_supported(d);
-  const GlInfo& info = ctx_->info();
-  Conv2dKernel kernel = select_kernel(d, info);
-  auto build = [this](const Conv2dKernel& k) { return compile_program(*ctx_, k.name, k.source); };
-  ProgramPtr program;
-  try {
-    program = build(kernel);
-  } catch (const Error& e) {
-    // A variant that does not build is dropped for the naive kernel, unless
-    // the caller forced a kernel.
-    if (kernel_override() != KernelKind::kAuto || tile_override() ||
-        kernel.name.rfind("gl_naive", 0) == 0) {
-      throw;
-    }
-    plugin::log(SPARKLE_LOG_WARN, std::string(e.what()) + "; falling back to the naive kernel");
-    kernel = make_naive_kernel(d, info);
-    program = build(kernel);
-  }
-  ProgramPtr reduce_program;
-  std::unique_ptr<GlBuffer> workspace;
-  if (kernel.split_k > 1) {
-    reduce_program = compile_program(*ctx_, kernel.reduce_name, kernel.reduce_source);
-    const size_t ws_bytes = static_cast<size_t>(kernel.split_k) *
-                            static_cast<size_t>(d.n * d.k * d.out_h * d.out_w) * sizeof(float);
-    workspace = std::make_unique<GlBuffer>(ctx_, ws_bytes);
-  }
-  return std::make_unique<GlPlan>(ctx_, d, std::move(kernel), std::move(program),
-                                  std::move(reduce_program), std::move(workspace));
+  return std::make_unique<GlPlan>(ctx_, d, build_conv_program(ctx_, d, std::nullopt));
 }
 
 }  // namespace sparkle::opengl
