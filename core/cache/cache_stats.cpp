@@ -64,6 +64,11 @@ size_t cache_clear() {
   const std::string root = cache::cache_directory();
   std::error_code ec;
   if (!root.empty() && std::filesystem::remove(root + "/selector-profile-v1.txt", ec)) ++removed;
+  // Tuning records (core/tune): learned like the profile, so cleared with it.
+  if (!root.empty()) {
+    const auto n = std::filesystem::remove_all(root + "/tuning-v1", ec);
+    if (!ec && n > 0) removed += static_cast<size_t>(n - 1);  // the files, not the folder
+  }
   return removed;
 }
 

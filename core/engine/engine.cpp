@@ -15,6 +15,7 @@
 #include "log/log.hpp"
 #include "registry/plugin_registry.hpp"
 #include "select/selector.hpp"
+#include "tune/tuned_plan.hpp"
 
 namespace sparkle {
 namespace detail {
@@ -327,7 +328,10 @@ struct Engine::Impl {
       if (auto it = d.plans.find(key); it != d.plans.end()) return it->second;
     }
     sparkle_plan plan = nullptr;
-    registry::throw_if_error(d.api->plan_conv2d(open(d), &cdesc, &plan), d.props.name + ": plan");
+    // The tuner's winner when the op was tuned on this device, else the
+    // plugin's own choice (core/tune/tuned_plan.hpp).
+    registry::throw_if_error(tune::plan_conv2d(d.api, open(d), d.props.fingerprint, cdesc, &plan),
+                             d.props.name + ": plan");
     std::unique_lock lock(d.plans_mutex);
     auto [it, inserted] = d.plans.emplace(key, plan);
     if (!inserted) d.api->plan_destroy(plan);  // another thread won the race

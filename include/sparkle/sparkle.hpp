@@ -8,3 +8,4 @@
 #include <sparkle/npy.hpp>
 #include <sparkle/reference.hpp>
 #include <sparkle/shapes.hpp>
+#include <sparkle/tune.hpp>

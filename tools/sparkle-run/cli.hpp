@@ -20,6 +20,7 @@ int run_devices(int argc, char** argv);
 int run_conv2d(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_cache(int argc, char** argv);
+int run_tune(int argc, char** argv);
 std::string cache_stats_json(const CacheStats& s);
 
 std::string json_string(const std::string& s);
