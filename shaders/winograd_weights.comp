@@ -3,7 +3,7 @@
 // U[(xi * OUT_K + k) * IN_C + c] for xi = i * ALPHA + j, which is the weight
 // layout of the batched GEMM (pass 3, conv2d_gemm.comp with one group per
 // xi). The generator prepends #version, the shape and WINO_M, LOCAL_SIZE,
-// TOTAL_GROUPS; winograd_matrices.glsl (prepended too) holds G, B^T, A^T.
+// TOTAL_GROUPS; the generator prepends G, B^T and A^T (winograd_common.glsl).
 
 layout(local_size_x = LOCAL_SIZE) in;
 

@@ -84,7 +84,8 @@ std::vector<KernelConfig> gemm_configs(const sparkle_conv2d_desc& d, Algo algo, 
     if (base_tile.bm > 32 && base_tile.bm / 2 >= shape.m) continue;
     if (base_tile.bn > 32 && base_tile.bn / 2 >= shape.n) continue;
     for (int bk : {8, 16}) {
-      if (bk == 16 && shape.k < 16) continue;
+      // A deeper step halves the barriers; it pays only over a long reduction.
+      if (bk == 16 && shape.k < 64) continue;
       TileShape t = base_tile;
       t.bk = bk;
       KernelConfig base;
@@ -95,8 +96,10 @@ std::vector<KernelConfig> gemm_configs(const sparkle_conv2d_desc& d, Algo algo, 
       base.wino_m = wino_m;
       const gpu::TileGrid grid = gpu::tile_grid(shape, t.bm, t.bn, t.bk);
       const int64_t groups = shape.batch * grid.tiles();
+      // The grid order decides which operand neighbouring groups share in
+      // L2; it matters once x is re-read by several row tiles.
       std::vector<bool> orders = {false};
-      if (grid.m_tiles >= 2 && grid.n_tiles >= 2) orders.push_back(true);
+      if (grid.m_tiles >= 4 && grid.n_tiles >= 4) orders.push_back(true);
       std::vector<int> splits = {1};
       int64_t cand[2];
       int ncand = 0;
@@ -105,9 +108,11 @@ std::vector<KernelConfig> gemm_configs(const sparkle_conv2d_desc& d, Algo algo, 
       gpu::split_k_candidates(groups, grid.k_steps, slots_for(d, plain, info, caps), splits_allowed,
                               8, cand, &ncand);
       for (int i = 0; i < ncand; ++i) splits.push_back(static_cast<int>(cand[i]));
+      // Subgroup A holds 2 x tm x bk / subgroup-size values per lane: only
+      // with the shallow step, where that stays a few registers.
       std::vector<bool> subgroup = {false};
       plain.subgroup_a = true;
-      if (config_problem(d, plain, info, caps).empty()) subgroup.push_back(true);
+      if (bk == 8 && config_problem(d, plain, info, caps).empty()) subgroup.push_back(true);
       for (bool order : orders) {
         for (int split : splits) {
           for (bool sg : subgroup) {
