@@ -119,9 +119,14 @@ class CudnnLayer:
         torch.cuda.empty_cache()
 
     def time(self, repeat, busy_ms):
-        warm = max(1, min(4000, int(busy_ms / max(self.single_ms, 1e-3)) + 1))
-        for _ in range(warm):
-            F.conv2d(self.x, self.w, **self.args)
+        # Warm-up until busy_ms of wall time under load, in chunks of about a
+        # quarter of it, so the GPU never waits for the host in between.
+        chunk = max(1, min(1000, int(0.25 * busy_ms / max(self.single_ms, 1e-3)) + 1))
+        t0 = time.monotonic()
+        while (time.monotonic() - t0) * 1e3 < busy_ms:
+            for _ in range(chunk):
+                F.conv2d(self.x, self.w, **self.args)
+            torch.cuda.synchronize()
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
                   for _ in range(repeat)]
         for s, e in events:

@@ -246,21 +246,31 @@ double checked_run(Bench& b, sparkle_plan plan, double max_rel_error, RunStats* 
   return ns > 0 ? static_cast<double>(ns) * 1e-6 : wall;
 }
 
-// Untimed back-to-back runs worth busy_ms of device time (the GPU's clocks
-// rise under load and fall within moments of idling), then `repeat` timed
-// runs enqueued back to back, each with its own fence and device timer.
-// Without a device timer each timed run is waited for and wall-timed.
+// Untimed back-to-back runs until busy_ms of device time has passed (the
+// GPU's clocks rise under load and fall within moments of idling; a run
+// timed right after an idle gap would count the slow clock), then `repeat`
+// timed runs enqueued back to back, each with its own fence and device
+// timer. Warm-up goes in chunks of about a quarter of busy_ms, so the
+// device never waits for the host in between. Without a device timer each
+// timed run is waited for and wall-timed.
 void timed_runs(Bench& b, sparkle_plan plan, double first_ms, bool device_timer, int repeat,
                 double busy_ms, RunStats* stats) {
   const auto* api = b.api;
-  const int warm = busy_ms <= 0 ? 0
-                                : static_cast<int>(std::clamp(
-                                      std::ceil(busy_ms / std::max(first_ms, 1e-3)), 1.0, 4000.0));
-  {
+  double busy = 0;
+  for (int chunks = 0; busy_ms > 0 && busy < busy_ms && chunks < 64; ++chunks) {
+    const int n = static_cast<int>(
+        std::clamp(std::ceil(0.25 * busy_ms / std::max(first_ms, 1e-3)), 1.0, 1000.0));
+    const auto t0 = Clock::now();
     std::vector<Owned<sparkle_fence>> fences;
-    fences.reserve(static_cast<size_t>(warm));
-    for (int i = 0; i < warm; ++i) fences.emplace_back(enqueue(b, plan), api->fence_destroy);
-    for (auto& f : fences) check_status(api->fence_wait(f.get()), "tune: warm-up");
+    fences.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) fences.emplace_back(enqueue(b, plan), api->fence_destroy);
+    double chunk = 0;
+    for (auto& f : fences) {
+      check_status(api->fence_wait(f.get()), "tune: warm-up");
+      const int64_t ns = device_timer ? api->fence_elapsed_ns(f.get()) : -1;
+      chunk += ns > 0 ? static_cast<double>(ns) * 1e-6 : 0;
+    }
+    busy += device_timer ? chunk : ms_since(t0);
   }
   if (device_timer) {
     std::vector<Owned<sparkle_fence>> fences;
@@ -413,7 +423,8 @@ std::vector<VariantTiming> list_and_rank(const sparkle_plugin* api, sparkle_devi
 // the model's order, so that an algorithm the model misjudges (Winograd's
 // memory traffic, say) is still measured early. Variants predicted more
 // than prune_factor slower than the best are dropped, except each family's
-// best.
+// best, which goes only when the whole family is predicted more than twice
+// that slower (the naive kernel next to tiled ones).
 std::vector<size_t> measurement_order(const std::vector<VariantTiming>& v, double prune_factor) {
   std::map<std::string, std::vector<size_t>> by_family;
   for (size_t i = 0; i < v.size(); ++i) by_family[v[i].family].push_back(i);
@@ -422,10 +433,12 @@ std::vector<size_t> measurement_order(const std::vector<VariantTiming>& v, doubl
     std::stable_sort(idx.begin(), idx.end(),
                      [&](size_t a, size_t b) { return v[a].predicted < v[b].predicted; });
     std::vector<size_t> kept;
-    for (size_t k = 0; k < idx.size(); ++k)
-      if (k == 0 || prune_factor <= 0 || v[idx[k]].predicted <= prune_factor)
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const double p = v[idx[k]].predicted;
+      if (prune_factor <= 0 || p <= prune_factor || (k == 0 && p <= 2 * prune_factor))
         kept.push_back(idx[k]);
-    queues.push_back(std::move(kept));
+    }
+    if (!kept.empty()) queues.push_back(std::move(kept));
   }
   std::stable_sort(queues.begin(), queues.end(), [&](const auto& a, const auto& b) {
     return v[a.front()].predicted < v[b.front()].predicted;

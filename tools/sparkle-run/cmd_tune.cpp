@@ -112,6 +112,7 @@ int run_tune(int argc, char** argv) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   int failures = 0;
+  double fastest_layer_s = 1e30;
   std::string rows_json;
   double total_ms = 0, total_default_ms = 0, total_flops = 0;
   bool default_complete = true;
@@ -208,8 +209,15 @@ int run_tune(int argc, char** argv) {
     const double tflops = d.flops() / (r.winner_ms * 1e9);
     if (!quiet) {
       const double done = elapsed();
-      double left = done / static_cast<double>(i + 1) * static_cast<double>(layers.size() - i - 1);
-      if (budget > 0) left = std::min(left, std::max(0.0, static_cast<double>(budget) - done));
+      const double layers_left = static_cast<double>(layers.size() - i - 1);
+      fastest_layer_s = std::min(fastest_layer_s, r.seconds);
+      double left = done / static_cast<double>(i + 1) * layers_left;
+      // With a budget, what is left of it, but never less than the layers
+      // still to do take at their quickest (each measures a first batch).
+      if (budget > 0) {
+        left = std::min(
+            left, std::max(static_cast<double>(budget) - done, layers_left * fastest_layer_s));
+      }
       std::fprintf(stderr,
                    "[%zu/%zu] %-10s %zu/%zu variants, best %s %.4f ms (default %.4f ms, "
                    "%.2fx)%s; %s elapsed, about %s left\n",
