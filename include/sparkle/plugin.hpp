@@ -6,6 +6,7 @@
 #include <sparkle/plugin.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -39,6 +40,8 @@ class Buffer {
   // since 1.3: the persistent CPU address of staging memory (or of any
   // buffer of a host-memory device), or nullptr when there is none.
   virtual void* map() { return nullptr; }
+  // since 1.3: the size in bytes, for range checks (SIZE_MAX: unknown).
+  virtual size_t size() const { return SIZE_MAX; }
 };
 
 class Fence {

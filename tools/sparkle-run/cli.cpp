@@ -73,8 +73,11 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
     if (t.last.device_ms > 0) device_ms.push_back(t.last.device_ms);
     wall_ms.push_back(t.last.wall_ms);
   }
-  t.device_timed = !wall_only && !device_ms.empty() && device_ms.size() == wall_ms.size();
-  t.ms = median(t.device_timed ? device_ms : wall_ms);
+  const bool every_run_timed = !device_ms.empty() && device_ms.size() == wall_ms.size();
+  t.device_timed = !wall_only && every_run_timed;
+  t.wall_ms = median(wall_ms);
+  if (every_run_timed) t.kernel_ms = median(device_ms);
+  t.ms = t.device_timed ? t.kernel_ms : t.wall_ms;
   return t;
 }
 

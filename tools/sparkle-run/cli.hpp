@@ -20,6 +20,7 @@ int run_devices(int argc, char** argv);
 int run_conv2d(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_cache(int argc, char** argv);
+int run_stream(int argc, char** argv);
 int run_tune(int argc, char** argv);
 std::string cache_stats_json(const CacheStats& s);
 
@@ -34,6 +35,8 @@ struct Timing {
   RunResult last;
   double ms = 0;              // median over the timed runs
   bool device_timed = false;  // device timer (GPU queries) rather than wall time
+  double wall_ms = 0;         // median wall time per run
+  double kernel_ms = -1;      // median device time per run, -1 when not every run had one
 };
 // warmup untimed runs, then repeat timed ones. Device time is used only when
 // every timed run had it, so that the median never mixes the two clocks.
@@ -41,6 +44,22 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
                    const std::vector<float>& w, const std::vector<float>& bias,
                    std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
                    bool wall_only = false);
+
+// One layer of `bench --resident`: its tensors, made on the device that runs
+// it before any timing.
+struct ResidentLayer {
+  Conv2dDesc desc;
+  std::string device;
+  Tensor x, w, bias, y;
+};
+// Places each layer (the named device, or under auto the one the selector
+// expects fastest with resident operands) and fills its tensors.
+std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>& layers,
+                                        const RunOptions& run, uint64_t seed, bool quiet);
+// warmup untimed runs, then `repeat` submitted back to back and waited for
+// once: wall = elapsed / repeat, kernel = median device time.
+Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
+                     bool wall_only);
 
 // Refuses a tensor larger than this machine's memory, naming it, so that a
 // huge but representable shape fails cleanly instead of in the allocator.

@@ -14,7 +14,7 @@ namespace sparkle::cli {
 int run_bench(int argc, char** argv) {
   po::options_description opts(
       "sparkle-run bench [--suite resnet50 | --shapes FILE] [--batch N] [--device D] [--repeat N] "
-      "[--json]");
+      "[--resident] [--json]");
   opts.add_options()("help,h", "show this help")(
       "suite", po::value<std::string>(), "built-in suite: resnet50 (ResNet-50 v1.5, 53 convs)")(
       "shapes", po::value<std::string>(), "shapes file (format in docs/CLI.md)")(
@@ -31,7 +31,11 @@ int run_bench(int argc, char** argv) {
       "(transfers included)")("quiet", "no progress lines on stderr")(
       "constant-weights",
       "promise the weights do not change between runs: backends may pack them once "
-      "(RunOptions::constant_weights)")("json", "print one JSON object");
+      "(RunOptions::constant_weights)")(
+      "resident",
+      "tensors live on the device (made there before timing): each layer's --repeat runs are "
+      "submitted back to back and waited for once, with no host transfers")(
+      "json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -76,19 +80,35 @@ int run_bench(int argc, char** argv) {
     bool device_timed;
   };
   std::vector<Row> rows;
-  double total_ms = 0, total_flops = 0;
+  double total_ms = 0, total_flops = 0, total_wall_ms = 0, total_kernel_ms = 0;
+  bool all_kernel_timed = true;
+  const bool resident = vm.count("resident") > 0;
+  // Resident: every layer's tensors are made on its device before any
+  // timing, so the device never waits for the host between layers.
+  std::vector<ResidentLayer> placed;
+  if (resident) placed = place_layers(engine, layers, run, static_cast<uint64_t>(seed), quiet);
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     const Conv2dDesc& d = l.desc;
-    check_fits_in_memory(l.name + " input", d.input_elements());
-    check_fits_in_memory(l.name + " output", d.output_elements());
-    const uint64_t s = static_cast<uint64_t>(seed) * 1000 + i * 3;
-    const auto x = random_tensor(d.input_elements(), s);
-    const auto w = random_tensor(d.weight_elements(), s + 1);
-    const auto b = random_tensor(d.bias_elements(), s + 2);
-    std::vector<float> y(static_cast<size_t>(d.output_elements()),
-                         std::numeric_limits<float>::quiet_NaN());
-    const Timing t = time_conv2d(engine, d, x, w, b, y, run, warmup, repeat, timer == "wall");
+    Timing t;
+    if (resident) {
+      t = time_resident(engine, placed[i], warmup, repeat, timer == "wall");
+    } else {
+      check_fits_in_memory(l.name + " input", d.input_elements());
+      check_fits_in_memory(l.name + " output", d.output_elements());
+      const uint64_t s = static_cast<uint64_t>(seed) * 1000 + i * 3;
+      const auto x = random_tensor(d.input_elements(), s);
+      const auto w = random_tensor(d.weight_elements(), s + 1);
+      const auto b = random_tensor(d.bias_elements(), s + 2);
+      std::vector<float> y(static_cast<size_t>(d.output_elements()),
+                           std::numeric_limits<float>::quiet_NaN());
+      t = time_conv2d(engine, d, x, w, b, y, run, warmup, repeat, timer == "wall");
+    }
+    total_wall_ms += t.wall_ms * static_cast<double>(l.count);
+    if (t.kernel_ms > 0)
+      total_kernel_ms += t.kernel_ms * static_cast<double>(l.count);
+    else
+      all_kernel_timed = false;
     const double gflops = d.flops() / (t.ms * 1e6);
     rows.push_back({l.name, t.last.device, t.last.kernel, t.ms, gflops, l.count, t.device_timed});
     total_ms += t.ms * static_cast<double>(l.count);
@@ -115,7 +135,10 @@ int run_bench(int argc, char** argv) {
              ",\"timer\":" + json_string(r.device_timed ? "device" : "wall") + "}";
     }
     out += "],\"total_ms\":" + json_number(total_ms) +
-           ",\"total_gflops\":" + json_number(total_gflops) + "}";
+           ",\"total_gflops\":" + json_number(total_gflops) +
+           ",\"resident\":" + (resident ? "true" : "false") +
+           ",\"total_wall_ms\":" + json_number(total_wall_ms) +
+           ",\"total_kernel_ms\":" + json_number(all_kernel_timed ? total_kernel_ms : -1) + "}";
     std::cout << out << "\n";
   } else {
     std::printf("%-10s %5s %10s %10s  %-10s %s\n", "layer", "count", "ms", "GFLOPS", "device",
@@ -126,6 +149,10 @@ int run_bench(int argc, char** argv) {
                   r.kernel.c_str());
     std::printf("total (sum of ms x count): %.3f ms, %.1f GFLOPS, batch %lld, device %s\n",
                 total_ms, total_gflops, static_cast<long long>(batch), device.c_str());
+    if (all_kernel_timed)
+      std::printf("wall %.3f ms, kernels %.3f ms, wall/kernels %.3f%s\n", total_wall_ms,
+                  total_kernel_ms, total_wall_ms / total_kernel_ms,
+                  resident ? " (resident tensors)" : " (host data, transfers included)");
   }
   return 0;
 }

@@ -18,6 +18,7 @@ const char* kUsage =
     "  conv2d    run one convolution, time it, optionally check it\n"
     "  bench     run a suite of layers (ResNet-50 v1.5 or a shapes file)\n"
     "  cache     stats, list, clear or warm the persistent program cache\n"
+    "  stream    one convolution over a stream of batches: synchronous vs pipelined\n"
     "  tune      measure each layer's kernel variants on a device, keep the fastest\n"
     "\n"
     "'sparkle-run <command> --help' lists a command's options.\n"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     if (command == "conv2d") return sparkle::cli::run_conv2d(argc - 1, argv + 1);
     if (command == "bench") return sparkle::cli::run_bench(argc - 1, argv + 1);
     if (command == "cache") return sparkle::cli::run_cache(argc - 1, argv + 1);
+    if (command == "stream") return sparkle::cli::run_stream(argc - 1, argv + 1);
     if (command == "tune") return sparkle::cli::run_tune(argc - 1, argv + 1);
     return fail(2, "unknown command '" + command + "' (try --help)");
   } catch (const sparkle::cli::UsageError& e) {
