@@ -175,15 +175,22 @@ std::vector<Variant> full_list(const sparkle_conv2d_desc& d, const GlInfo& info,
   return out;
 }
 
+// The first guess: the lowest prediction, but never a subgroup variant
+// unless nothing else is left. Those are kept only where they measure
+// faster (ggml found shuffles slower than shared memory on NVIDIA), which
+// is the tuner's call, not the model's.
 void mark_default(std::vector<Variant>* list, const GlCaps& caps) {
-  size_t best = 0;
+  size_t best = list->size();
   double best_cost = 0;
-  for (size_t i = 0; i < list->size(); ++i) {
-    (*list)[i].info.is_default = false;
-    const double cost = predicted_cost((*list)[i].info, caps);
-    if (i == 0 || cost < best_cost) best = i, best_cost = cost;
+  for (int pass = 0; pass < 2 && best == list->size(); ++pass) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      if (pass == 0 && (*list)[i].config.subgroup_a) continue;
+      const double cost = predicted_cost((*list)[i].info, caps);
+      if (best == list->size() || cost < best_cost) best = i, best_cost = cost;
+    }
   }
-  if (!list->empty()) (*list)[best].info.is_default = true;
+  for (auto& v : *list) v.info.is_default = false;
+  if (best < list->size()) (*list)[best].info.is_default = true;
 }
 
 }  // namespace

@@ -79,9 +79,9 @@ void main() { v[0] = gl_SMCountNV; v[1] = gl_WarpsPerSMNV; v[2] = gl_WarpSizeNV;
                        std::to_string(v[2]) + " per SM)";
 }
 
-// A subgroup broadcast is usable when the probe shows that lanes of a
-// subgroup are consecutive local invocation indices and the broadcast of
-// lane 3 returns lane 3's value, for the work-group sizes the kernels use.
+// Subgroup shuffles are usable when the probe shows that lanes of a
+// subgroup are consecutive local invocation indices and reading lane 3
+// returns lane 3's value, for the work-group sizes the kernels use.
 void probe_subgroups(const GladGLContext& gl, GlCaps* caps) {
   struct Flavour {
     const char* extension;
@@ -91,10 +91,12 @@ void probe_subgroups(const GladGLContext& gl, GlCaps* caps) {
     const char* broadcast;
   };
   const Flavour flavours[] = {
+      // The shuffle the kernels use (not only a broadcast): a driver with
+      // the basic extension but no shuffle must not offer subgroup variants.
       {"GL_KHR_shader_subgroup",
        "#extension GL_KHR_shader_subgroup_basic : require\n"
-       "#extension GL_KHR_shader_subgroup_ballot : require\n",
-       "gl_SubgroupSize", "gl_SubgroupInvocationID", "subgroupBroadcast(i, 3u)"},
+       "#extension GL_KHR_shader_subgroup_shuffle : require\n",
+       "gl_SubgroupSize", "gl_SubgroupInvocationID", "subgroupShuffle(i, 3u)"},
       {"GL_ARB_shader_ballot", "#extension GL_ARB_shader_ballot : require\n", "gl_SubGroupSizeARB",
        "gl_SubGroupInvocationARB", "readInvocationARB(i, 3u)"},
   };
