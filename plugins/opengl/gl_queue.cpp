@@ -55,6 +55,13 @@ std::unique_ptr<plugin::Fence> GlQueue::issue(plugin::WaitList waits,
   state->display = ctx_->display();
   std::future<void> submitted = ctx_->submit([state, deps = std::move(deps), body = std::move(body),
                                               what = std::move(what)](GlContext& c) mutable {
+    // The packaged task keeps this closure as long as its future lives, and
+    // the fence state holds that future (state->submitted): drop the state
+    // on the way out, even on an error, or the two keep each other alive.
+    struct Release {
+      std::shared_ptr<FenceState>& s;
+      ~Release() { s.reset(); }
+    } release{state};
     const auto& gl = c.gl();
     // Work of this context is already ordered; others' is waited for on
     // the device. Their closures were queued before ours (wait lists
