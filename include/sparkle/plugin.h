@@ -196,19 +196,19 @@ typedef struct sparkle_buffer_desc {
  * plugin and stay valid until shutdown. */
 typedef struct sparkle_variant_info {
   uint32_t struct_size;
-  uint32_t flags;         /* SPARKLE_VARIANT_* bits */
-  const char* name;       /* stable for one plugin build and device, e.g.
-                             "gl_tiled_128x64x8_8x8_v4"; plan_kernel_name of its plans */
-  const char* family;     /* variants of one algorithm share it ("gemm", "winograd4") */
-  uint64_t work_groups;   /* work groups (CPU: tasks) of the largest pass */
-  uint32_t group_size;    /* invocations per work group */
-  uint32_t shared_bytes;  /* shared memory per work group */
-  uint32_t registers;     /* estimated 32-bit registers per invocation */
-  uint32_t passes;        /* dispatches per call */
-  double flops;           /* arithmetic done, padding and transforms included */
-  double bytes;           /* device memory traffic, workspaces included */
-  double efficiency;      /* plugin's guess of the fraction of peak a full
-                             device reaches with this kernel (0..1] */
+  uint32_t flags;        /* SPARKLE_VARIANT_* bits */
+  const char* name;      /* stable for one plugin build and device, e.g.
+                            "gl_tiled_128x64x8_8x8_v4"; plan_kernel_name of its plans */
+  const char* family;    /* variants of one algorithm share it ("gemm", "winograd4") */
+  uint64_t work_groups;  /* work groups (CPU: tasks) of the largest pass */
+  uint32_t group_size;   /* invocations per work group */
+  uint32_t shared_bytes; /* shared memory per work group */
+  uint32_t registers;    /* estimated 32-bit registers per invocation */
+  uint32_t passes;       /* dispatches per call */
+  double flops;          /* arithmetic done, padding and transforms included */
+  double bytes;          /* device memory traffic, workspaces included */
+  double efficiency;     /* plugin's guess of the fraction of peak a full
+                            device reaches with this kernel (0..1] */
 } sparkle_variant_info;
 
 /* since v1.4: sparkle_variant_info.flags. */
