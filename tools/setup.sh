@@ -17,6 +17,7 @@ packages=(
   libboost-dev libboost-program-options-dev libtbb-dev doctest-dev
   python3-glad libegl-dev libegl1 libegl-mesa0 libgl1-mesa-dri libdrm-dev
   libdnnl-dev libxxhash-dev
+  clang-16 lld-16 llvm-16 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
 )
 
 install_missing() {

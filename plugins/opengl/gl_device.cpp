@@ -227,8 +227,13 @@ GlFence::GlFence(std::shared_ptr<GlContext> owner, const GlContext* group,
     : owner_(std::move(owner)), group_(group), state_(std::move(state)) {}
 
 GlFence::~GlFence() {
-  // The timer query and GL sync belong to the owner's thread; freed there,
-  // after the issuing closure (the queue is FIFO).
+  // A timer query or GL sync of its own belongs to the owner's thread; freed
+  // there, after the issuing closure (the queue is FIFO). With EGL syncs and
+  // the timer ring there is neither, and no trip to that thread.
+  if (state_->submitted.valid() &&
+      state_->submitted.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+      state_->sync == nullptr && state_->query == 0)
+    return;
   owner_->submit([st = state_](GlContext& c) { free_fence(c, *st); });
 }
 
@@ -269,6 +274,8 @@ void GlFence::wait() {
 
 int64_t GlFence::elapsed_ns() {
   if (!state_->complete) return -1;
+  if (state_->elapsed_ns < 0 && state_->timer_result != nullptr)
+    state_->elapsed_ns = static_cast<int64_t>(*state_->timer_result);
   if (state_->elapsed_ns < 0) owner_->call([st = state_](GlContext& c) { read_timer(c, *st); });
   return state_->elapsed_ns;
 }
@@ -320,8 +327,10 @@ std::function<void(GlContext&)> GlPlan::recorder(const std::array<GLuint, 4>& id
   const std::shared_ptr<const ConvProgram> program = program_;
   return [program, ids](GlContext& c) {
     program->record(c, ids.data());
-    // Later dispatches and copies (on any context of the group) see y.
-    c.gl().MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT);
+    // Later dispatches and copies (on any context of the group) see y, and
+    // so does the host once the fence signals when y is mapped staging.
+    c.gl().MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT |
+                         GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
   };
 }
 

@@ -14,7 +14,10 @@ using plugin::Error;
 bool transfer_queues_enabled(const GlInfo& info) {
   const char* v = std::getenv("SPARKLE_GL_TRANSFER_QUEUES");
   const std::string mode = v != nullptr ? v : "";
-  if (mode.empty() || mode == "auto") return info.egl_syncs && !info.software;
+  // auto is off: on the H200 (driver 580.159.04) shared contexts did not
+  // run concurrently with the main one, and their cross-context waits made
+  // a 3-slot stream 37% slower (docs/EXECUTOR.md).
+  if (mode.empty() || mode == "auto") return false;
   if (mode == "off") return false;
   if (mode == "on") {
     if (!info.egl_syncs)
@@ -53,37 +56,47 @@ std::unique_ptr<plugin::Fence> GlQueue::issue(plugin::WaitList waits,
   auto state = std::make_shared<FenceState>();
   state->owner = ctx_.get();
   state->display = ctx_->display();
-  std::future<void> submitted = ctx_->submit([state, deps = std::move(deps), body = std::move(body),
+  std::future<void> submitted = ctx_->submit([captured = state, deps = std::move(deps),
+                                              body = std::move(body),
                                               what = std::move(what)](GlContext& c) mutable {
-    // The packaged task keeps this closure as long as its future lives, and
-    // the fence state holds that future (state->submitted): drop the state
-    // on the way out, even on an error, or the two keep each other alive.
-    struct Release {
-      std::shared_ptr<FenceState>& s;
-      ~Release() { s.reset(); }
-    } release{state};
+    // The fence state holds this closure's future, which holds the closure:
+    // the captures are moved out so that the cycle ends when it returns.
+    const std::shared_ptr<FenceState> state = std::move(captured);
+    const std::vector<std::shared_ptr<FenceState>> waits_for = std::move(deps);
     const auto& gl = c.gl();
     // Work of this context is already ordered; others' is waited for on
     // the device. Their closures were queued before ours (wait lists
     // name earlier work), so waiting for them to have run is brief.
-    for (const auto& d : deps) {
+    for (const auto& d : waits_for) {
       if (d->owner == &c || d->complete) continue;
       d->submitted.wait();
       if (d->egl_sync != EGL_NO_SYNC) eglWaitSync(c.display(), d->egl_sync, 0);
     }
     const bool timer = c.info().timer_queries;
     clear_gl_errors(gl);
+    GlContext::TimerSlot slot;
     if (timer) {
-      gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
-      gl.BeginQuery(GL_TIME_ELAPSED, state->query);
+      // The ring's query when there is one (no per-op query to create and
+      // delete), else a query of its own.
+      slot = c.next_timer_slot();
+      if (slot.query == 0) gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
+      gl.BeginQuery(GL_TIME_ELAPSED, slot.query != 0 ? slot.query : state->query);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    body(c);
-    // What the body holds (a plan's programs) goes before anyone can
-    // see the work finish, so a plan destroyed after a wait frees them.
-    body = nullptr;
+    // What the body holds (a plan's programs) goes before anyone can see
+    // the work finish, so a plan destroyed after a wait frees them.
+    const std::function<void(GlContext&)> run = std::move(body);
+    run(c);
+    // (run is destroyed at the end of the closure, before submitted is set)
     if (timer) {
       gl.EndQuery(GL_TIME_ELAPSED);
+      if (slot.query != 0) {
+        // The GPU writes the result into the mapped ring when it is ready;
+        // the fence below covers it.
+        gl.GetQueryBufferObjectui64v(slot.query, c.timer_buffer(), GL_QUERY_RESULT, slot.offset);
+        gl.MemoryBarrier(GL_QUERY_BUFFER_BARRIER_BIT | GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
+        state->timer_result = slot.result;
+      }
     } else {
       // No device timer: only software rasterisers (llvmpipe), which run
       // compute dispatches and copies inside the call, so the host's

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <sparkle/sparkle.hpp>
 #include <stdexcept>
 #include <string>
@@ -56,10 +57,28 @@ struct ResidentLayer {
 // expects fastest with resident operands) and fills its tensors.
 std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>& layers,
                                         const RunOptions& run, uint64_t seed, bool quiet);
-// warmup untimed runs, then `repeat` submitted back to back and waited for
-// once: wall = elapsed / repeat, kernel = median device time.
+// Keeps the device busy with `submit_one` (up to three in flight) for `ms`:
+// GPUs drop their clocks within milliseconds of idling and take a second or
+// more of steady work to raise them again (345 to 1980 MHz on the H200).
+void spin_up(const std::function<Future()>& submit_one, double ms);
+
+// warmup untimed runs and `repeat` timed ones, each set submitted back to
+// back and waited for once: wall = elapsed / repeat, kernel = median device
+// time.
 Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
                      bool wall_only);
+
+// `passes` network passes (every layer `count` times, in order) on resident
+// tensors, all submitted back to back and waited for once, as an
+// application would run the network: wall per pass against the sum of the
+// device times of its convolutions.
+struct PassTiming {
+  double wall_ms = 0;
+  double kernel_ms = 0;
+  bool kernel_timed = true;  // every convolution had a device time
+};
+PassTiming time_passes(Engine& engine, const std::vector<ResidentLayer>& placed,
+                       const std::vector<Layer>& layers, int64_t passes);
 
 // Refuses a tensor larger than this machine's memory, naming it, so that a
 // huge but representable shape fails cleanly instead of in the allocator.

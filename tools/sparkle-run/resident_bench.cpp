@@ -2,6 +2,7 @@
 // run them (submitted back to back, one wait).
 #include <chrono>
 #include <cstdio>
+#include <deque>
 
 #include "cli.hpp"
 
@@ -31,13 +32,32 @@ std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>
   return out;
 }
 
+void spin_up(const std::function<Future()>& submit_one, double ms) {
+  const auto start = std::chrono::steady_clock::now();
+  std::deque<Future> in_flight;
+  while (
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() <
+      ms) {
+    in_flight.push_back(submit_one());
+    if (in_flight.size() >= 3) {
+      in_flight.front().wait();
+      in_flight.pop_front();
+    }
+  }
+  for (auto& f : in_flight) f.wait();
+}
+
 Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
                      bool wall_only) {
   RunOptions run;
   run.device = layer.device;
   Timing t;
-  for (int64_t i = 0; i < warmup; ++i)
-    t.last = engine.conv2d(layer.desc, layer.x, layer.w, layer.bias, layer.y, run);
+  {
+    std::vector<Future> warm;
+    for (int64_t i = 0; i < warmup; ++i)
+      warm.push_back(engine.submit(layer.desc, layer.x, layer.w, layer.bias, layer.y, run));
+    for (auto& f : warm) t.last = f.wait();
+  }
   std::vector<Future> futures;
   futures.reserve(static_cast<size_t>(repeat));
   const auto start = std::chrono::steady_clock::now();
@@ -54,6 +74,34 @@ Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup,
   if (!device_ms.empty() && device_ms.size() == futures.size()) t.kernel_ms = median(device_ms);
   t.device_timed = !wall_only && t.kernel_ms > 0;
   t.ms = t.device_timed ? t.kernel_ms : t.wall_ms;
+  return t;
+}
+
+PassTiming time_passes(Engine& engine, const std::vector<ResidentLayer>& placed,
+                       const std::vector<Layer>& layers, int64_t passes) {
+  std::vector<std::pair<size_t, Future>> futures;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t p = 0; p < passes; ++p)
+    for (size_t i = 0; i < placed.size(); ++i)
+      for (int64_t c = 0; c < layers[i].count; ++c) {
+        RunOptions on;
+        on.device = placed[i].device;
+        const ResidentLayer& l = placed[i];
+        futures.emplace_back(i, engine.submit(l.desc, l.x, l.w, l.bias, l.y, on));
+      }
+  PassTiming t;
+  double kernel_ms = 0;
+  for (auto& [i, f] : futures) {
+    const RunResult r = f.wait();
+    if (r.device_ms > 0)
+      kernel_ms += r.device_ms;
+    else
+      t.kernel_timed = false;
+  }
+  t.wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      static_cast<double>(passes);
+  t.kernel_ms = kernel_ms / static_cast<double>(passes);
   return t;
 }
 
