@@ -539,7 +539,10 @@ TuneResult Tuner::tune(const Conv2dDesc& desc, const TuneOptions& o) {
   bool device_timer = false;
   for (size_t next = 0; next < order.size();) {
     if (measured >= 2 && o.budget_s > 0 && seconds_since(start) > o.budget_s) break;
-    const size_t batch = std::min(threads, order.size() - next);
+    // Under a budget the first batch is small: it always runs whole, and a
+    // per-layer share of a suite's budget can be a few seconds.
+    const size_t width = o.budget_s > 0 && next == 0 ? std::min<size_t>(threads, 4) : threads;
+    const size_t batch = std::min(width, order.size() - next);
     std::vector<Owned<sparkle_plan>> plans(batch);
     std::vector<std::string> errors(batch);
     std::vector<double> plan_ms(batch, 0);

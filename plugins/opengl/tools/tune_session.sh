@@ -65,7 +65,9 @@ for b in 32 1; do
   [[ $b == 1 ]] && budget=$budget1
   # The JSON (every timing) goes to its own file; stderr has the progress.
   t0=$EPOCHREALTIME
-  timeout $((budget + 60)) sparkle-run tune --suite resnet50 --batch "$b" --device opengl \
+  # Records are saved per layer, so a run cut by the timeout still leaves
+  # the layers it tuned to the race.
+  timeout $((budget + 90)) sparkle-run tune --suite resnet50 --batch "$b" --device opengl \
     --budget "$budget" --json > "$logs/tune-b$b.json" 2> "$logs/tune-b$b.log"
   rc=$?
   printf '%-26s exit %3d  %7.1f s\n' "tune-b$b (budget ${budget}s)" "$rc" \
