@@ -5,6 +5,8 @@
 #include <sparkle/conv2d.hpp>
 #include <sparkle/engine.hpp>
 #include <sparkle/error.hpp>
+#include <sparkle/memory.hpp>
 #include <sparkle/npy.hpp>
 #include <sparkle/reference.hpp>
 #include <sparkle/shapes.hpp>
+#include <sparkle/text.hpp>
