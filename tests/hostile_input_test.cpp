@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "common/test_data.hpp"
@@ -293,4 +294,40 @@ TEST_CASE("shapes files: bad lines name the line and refuse junk") {
       CHECK(std::string(e.what()).find('\n') == std::string::npos);
     }
   }
+}
+
+TEST_CASE("npy float64 and big-endian files are converted only when asked to") {
+  const double values[] = {1.5, -2.25, 1e300, -1e300, 3.4028235e38, 0.1};
+  std::string le8, be8, be4;
+  for (double v : values) {
+    std::string b(reinterpret_cast<const char*>(&v), 8);
+    le8 += b;
+    be8 += std::string(b.rbegin(), b.rend());
+    const float f = static_cast<float>(v > 1e38 ? 1 : v < -1e38 ? -1 : v);
+    std::string fb(reinterpret_cast<const char*>(&f), 4);
+    be4 += std::string(fb.rbegin(), fb.rend());
+  }
+  const std::string tail = "'fortran_order': False, 'shape': (6,)}";
+  const auto path = temp_path("cast.npy");
+  const float inf = std::numeric_limits<float>::infinity();
+  const float flt_max = std::numeric_limits<float>::max();
+  for (const auto& [descr, body] :
+       {std::pair{"<f8", le8}, std::pair{">f8", be8}, std::pair{">f4", be4}}) {
+    CAPTURE(std::string(descr));
+    write_file(path, npy_bytes("{'descr': '" + std::string(descr) + "', " + tail, body));
+    CHECK_THROWS_WITH_AS(read_npy(path), doctest::Contains("--cast converts it"), Error);
+    const NpyArray a = read_npy(path, 1, true);
+    REQUIRE(a.data.size() == 6);
+    CHECK(a.data[0] == 1.5f);
+    CHECK(a.data[1] == -2.25f);
+    if (descr[2] == '8') {
+      CHECK(a.data[2] == inf);  // out of float range: +-inf, as numpy's astype
+      CHECK(a.data[3] == -inf);
+      CHECK(a.data[4] == flt_max);  // above FLT_MAX but rounds to it
+    } else {
+      CHECK(a.data[2] == 1.0f);
+    }
+    CHECK(a.data[5] == 0.1f);
+  }
+  std::remove(path.c_str());
 }

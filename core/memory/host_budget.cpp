@@ -85,9 +85,12 @@ uint64_t rlimit_room(int resource) {
   return lim.rlim_cur > used ? lim.rlim_cur - used : 0;
 }
 
+// "6.6 GB (6576668672 bytes)": readable, and exact for scripts.
 std::string gigabytes(uint64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  const char* unit = b >= 1e9 ? "GB" : "MB";
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%.1f GB (%llu bytes)", static_cast<double>(bytes) / 1e9,
+  std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", b >= 1e9 ? b / 1e9 : b / 1e6, unit,
                 static_cast<unsigned long long>(bytes));
   return buf;
 }

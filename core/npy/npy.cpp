@@ -10,10 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sparkle/error.hpp>
 #include <sparkle/memory.hpp>
@@ -189,6 +192,18 @@ bool read_exact(int fd, void* data, size_t n) {
   return true;
 }
 
+// double -> float rounded to nearest, overflowing to +-inf like IEEE
+// hardware and numpy; written out because an out-of-range conversion is
+// undefined behaviour in C++.
+float to_float(double v) {
+  constexpr double kRoundsToInf = 0x1.ffffffp127;  // FLT_MAX + half an ulp (ties to even: up)
+  if (std::isnan(v) || std::fabs(v) <= std::numeric_limits<float>::max())
+    return static_cast<float>(v);
+  const float inf = std::numeric_limits<float>::infinity();
+  if (std::fabs(v) >= kRoundsToInf) return v > 0 ? inf : -inf;
+  return v > 0 ? std::numeric_limits<float>::max() : -std::numeric_limits<float>::max();
+}
+
 struct Fd {
   int fd = -1;
   ~Fd() {
@@ -202,7 +217,7 @@ NpyHeader parse_npy_header(std::string_view header, const std::string& origin) {
   return HeaderParser(header, origin).parse();
 }
 
-NpyArray read_npy(const std::string& path, int expected_rank) {
+NpyArray read_npy(const std::string& path, int expected_rank, bool cast) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then
   // refuses everything that is not a regular file (FIFO, device, folder).
   Fd f;
@@ -237,8 +252,12 @@ NpyArray read_npy(const std::string& path, int expected_rank) {
   if (!read_exact(f.fd, header.data(), header_len)) bad(path, "truncated npy header");
 
   const NpyHeader h = parse_npy_header(header, path);
-  if (h.descr != "<f4")
-    bad(path, "dtype " + quoted(h.descr) + " is not float32 little-endian ('<f4')");
+  const bool convertible = h.descr == "<f8" || h.descr == ">f8" || h.descr == ">f4";
+  if (h.descr != "<f4" && !(cast && convertible))
+    bad(path, "dtype " + quoted(h.descr) + " is not float32 little-endian ('<f4')" +
+                  (convertible ? "; --cast converts it" : ""));
+  const size_t item = h.descr[2] == '8' ? 8 : 4;
+  const bool swap = h.descr[0] == '>';
   if (h.fortran_order) bad(path, "fortran_order arrays are not supported; save in C order");
 
   NpyArray a;
@@ -253,17 +272,39 @@ NpyArray read_npy(const std::string& path, int expected_rank) {
       bad(path, "npy element count overflows");
   }
   const int64_t body_bytes = file_bytes - body_start;
-  const int64_t want_bytes = count * static_cast<int64_t>(sizeof(float));
+  const int64_t want_bytes = count * static_cast<int64_t>(item);
   if (body_bytes < want_bytes)
     bad(path, "truncated body: " + std::to_string(body_bytes) + " bytes, shape needs " +
                   std::to_string(want_bytes));
   if (body_bytes > want_bytes)
     bad(path,
         "body has " + std::to_string(body_bytes - want_bytes) + " trailing bytes beyond the shape");
-  check_host_budget(printable(path), static_cast<uint64_t>(want_bytes));
+  check_host_budget(printable(path), static_cast<uint64_t>(count) * sizeof(float));
   a.data.resize(static_cast<size_t>(count));
-  if (!read_exact(f.fd, a.data.data(), static_cast<size_t>(want_bytes)))
-    bad(path, "truncated body (the file shrank while it was read)");
+  if (item == 4 && !swap) {
+    if (!read_exact(f.fd, a.data.data(), static_cast<size_t>(want_bytes)))
+      bad(path, "truncated body (the file shrank while it was read)");
+    return a;
+  }
+  // Converted in chunks, so that a float64 file needs no second full copy.
+  std::vector<unsigned char> chunk(item << 16);
+  for (int64_t done = 0; done < count;) {
+    const int64_t n = std::min<int64_t>(count - done, 1 << 16);
+    if (!read_exact(f.fd, chunk.data(), static_cast<size_t>(n) * item))
+      bad(path, "truncated body (the file shrank while it was read)");
+    for (int64_t i = 0; i < n; ++i) {
+      unsigned char* p = chunk.data() + i * static_cast<int64_t>(item);
+      if (swap) std::reverse(p, p + item);
+      if (item == 8) {
+        double v;
+        std::memcpy(&v, p, 8);
+        a.data[static_cast<size_t>(done + i)] = to_float(v);
+      } else {
+        std::memcpy(&a.data[static_cast<size_t>(done + i)], p, 4);
+      }
+    }
+    done += n;
+  }
   return a;
 }
 

@@ -2,7 +2,9 @@
 // random tensors and timing statistics.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <sparkle/sparkle.hpp>
 #include <stdexcept>
 #include <string>
@@ -20,10 +22,28 @@ int run_devices(int argc, char** argv);
 int run_conv2d(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_cache(int argc, char** argv);
-std::string cache_stats_json(const CacheStats& s);
+// JSON objects keep their keys in the order written (nlohmann::json sorts).
+using Json = nlohmann::ordered_json;
 
-std::string json_string(const std::string& s);
-std::string json_number(double v);
+Json cache_stats_json(const CacheStats& s);
+
+// Parses a subcommand's options. Tokens that are no option's value are
+// refused by name ("--pad 0 1": "unexpected argument '1'") instead of being
+// dropped; `positional` names the options that take positional tokens, in
+// order (cache's action).
+boost::program_options::variables_map parse_options(
+    int argc, char** argv, const boost::program_options::options_description& options,
+    const std::vector<std::string>& positional = {});
+
+// One integer option, by the one integer grammar (sparkle/text.hpp).
+int64_t int_option(const boost::program_options::variables_map& vm, const std::string& name);
+
+// A JSON string of arbitrary bytes: invalid UTF-8 (a file or layer name
+// in another encoding) is written as \xNN text, so the output stays valid
+// JSON (RFC 8259 requires UTF-8) and still shows the bytes.
+Json json_text(const std::string& s);
+// Prints one JSON document on its own line.
+void print_json(const Json& j);
 
 // Uniform in [-1, 1), reproducible from seed.
 std::vector<float> random_tensor(int64_t count, uint64_t seed);
@@ -31,7 +51,8 @@ double median(std::vector<double> values);
 
 struct Timing {
   RunResult last;
-  double ms = 0;              // median over the timed runs
+  double ms = 0;  // median over the timed runs
+  double min_ms = 0, max_ms = 0;
   bool device_timed = false;  // device timer (GPU queries) rather than wall time
 };
 // warmup untimed runs, then repeat timed ones. Device time is used only when
@@ -41,9 +62,10 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
                    std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
                    bool wall_only = false);
 
-// Refuses a tensor larger than this machine's memory, naming it, so that a
-// huge but representable shape fails cleanly instead of in the allocator.
-void check_fits_in_memory(const std::string& name, int64_t elements);
+// Bytes of `elements` floats (validate() has checked that this fits).
+inline uint64_t float_bytes(int64_t elements) {
+  return static_cast<uint64_t>(elements) * sizeof(float);
+}
 
 // The ResNet-50 v1.5 suite shipped inside the binary (bench/resnet50_v1_5.shapes).
 extern const char* const kResnet50Suite;

@@ -32,18 +32,13 @@ int run_bench(int argc, char** argv) {
       "constant-weights",
       "promise the weights do not change between runs: backends may pack them once "
       "(RunOptions::constant_weights)")("json", "print one JSON object");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
   }
-  auto one_int = [&](const char* name) {
-    return parse_int_list(vm[name].as<std::string>(), name, {1})[0];
-  };
-  const int64_t batch = one_int("batch"), repeat = one_int("repeat"), warmup = one_int("warmup"),
-                seed = one_int("seed");
+  const int64_t batch = int_option(vm, "batch"), repeat = int_option(vm, "repeat"),
+                warmup = int_option(vm, "warmup"), seed = int_option(vm, "seed");
   if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
   if (repeat <= 0) throw UsageError("repeat=" + std::to_string(repeat) + " must be > 0");
   if (warmup < 0) throw UsageError("warmup=" + std::to_string(warmup) + " must be >= 0");
@@ -70,9 +65,9 @@ int run_bench(int argc, char** argv) {
   run.constant_weights = vm.count("constant-weights") > 0;
   const bool json = vm.count("json") > 0, quiet = vm.count("quiet") > 0;
   struct Row {
-    std::string name, device, kernel;
-    double ms, gflops;
-    int64_t count;
+    const Layer* layer;
+    std::string device, kernel;
+    double ms, min_ms, max_ms, gflops;
     bool device_timed;
   };
   std::vector<Row> rows;
@@ -80,8 +75,12 @@ int run_bench(int argc, char** argv) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     const Conv2dDesc& d = l.desc;
-    check_fits_in_memory(l.name + " input", d.input_elements());
-    check_fits_in_memory(l.name + " output", d.output_elements());
+    // All four live at once; the weights count too (they were once left out,
+    // and huge weights ended in "out of memory", exit 1).
+    check_host_budget({{"input of layer " + l.name, float_bytes(d.input_elements())},
+                       {"weights", float_bytes(d.weight_elements())},
+                       {"bias", float_bytes(d.bias_elements())},
+                       {"output", float_bytes(d.output_elements())}});
     const uint64_t s = static_cast<uint64_t>(seed) * 1000 + i * 3;
     const auto x = random_tensor(d.input_elements(), s);
     const auto w = random_tensor(d.weight_elements(), s + 1);
@@ -90,12 +89,13 @@ int run_bench(int argc, char** argv) {
                          std::numeric_limits<float>::quiet_NaN());
     const Timing t = time_conv2d(engine, d, x, w, b, y, run, warmup, repeat, timer == "wall");
     const double gflops = d.flops() / (t.ms * 1e6);
-    rows.push_back({l.name, t.last.device, t.last.kernel, t.ms, gflops, l.count, t.device_timed});
+    rows.push_back(
+        {&l, t.last.device, t.last.kernel, t.ms, t.min_ms, t.max_ms, gflops, t.device_timed});
     total_ms += t.ms * static_cast<double>(l.count);
     total_flops += d.flops() * static_cast<double>(l.count);
     if (!quiet)
       std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ms %9.1f GFLOPS on %s\n", i + 1, layers.size(),
-                   l.name.c_str(), t.ms, gflops, t.last.device.c_str());
+                   printable(l.name).c_str(), t.ms, gflops, t.last.device.c_str());
   }
   const double total_gflops = total_flops / (total_ms * 1e6);
   std::string device = rows.front().device;
@@ -103,26 +103,52 @@ int run_bench(int argc, char** argv) {
     if (r.device != device) device = "mixed";
 
   if (json) {
-    std::string out = "{\"device\":" + json_string(device) + ",\"suite\":" + json_string(suite) +
-                      ",\"batch\":" + std::to_string(batch) +
-                      ",\"repeat\":" + std::to_string(repeat) + ",\"layers\":[";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto& r = rows[i];
-      out += (i ? "," : "") + std::string("{\"name\":") + json_string(r.name) +
-             ",\"ms\":" + json_number(r.ms) + ",\"gflops\":" + json_number(r.gflops) +
-             ",\"count\":" + std::to_string(r.count) + ",\"device\":" + json_string(r.device) +
-             ",\"kernel\":" + json_string(r.kernel) +
-             ",\"timer\":" + json_string(r.device_timed ? "device" : "wall") + "}";
+    Json out = {
+        {"version", version()}, {"build_id", json_text(build_id())}, {"device", json_text(device)}};
+    // The devices that ran layers, with what identifies their hardware and
+    // driver, so that a log can be compared with another machine's.
+    Json devices = Json::array();
+    for (const auto& props : engine.devices()) {
+      bool used = false;
+      for (const auto& r : rows) used = used || r.device.find(props.name) != std::string::npos;
+      if (used)
+        devices.push_back({{"name", json_text(props.name)},
+                           {"description", json_text(props.description)},
+                           {"fingerprint", json_text(props.fingerprint)}});
     }
-    out += "],\"total_ms\":" + json_number(total_ms) +
-           ",\"total_gflops\":" + json_number(total_gflops) + "}";
-    std::cout << out << "\n";
+    out["devices"] = devices;
+    out["suite"] = json_text(suite);
+    out["batch"] = batch;
+    out["warmup"] = warmup;
+    out["repeat"] = repeat;
+    out["layers"] = Json::array();
+    for (const auto& r : rows) {
+      const Conv2dDesc& d = r.layer->desc;
+      out["layers"].push_back({{"name", json_text(r.layer->name)},
+                               {"input_shape", {d.n, d.c, d.h, d.w}},
+                               {"weight_shape", {d.k, d.c / d.groups, d.r, d.s}},
+                               {"output_shape", {d.n, d.k, d.out_h(), d.out_w()}},
+                               {"desc", d.to_string()},
+                               {"flops", d.flops()},
+                               {"ms", r.ms},
+                               {"min_ms", r.min_ms},
+                               {"median_ms", r.ms},
+                               {"max_ms", r.max_ms},
+                               {"gflops", r.gflops},
+                               {"count", r.layer->count},
+                               {"device", json_text(r.device)},
+                               {"kernel", json_text(r.kernel)},
+                               {"timer", r.device_timed ? "device" : "wall"}});
+    }
+    out["total_ms"] = total_ms;
+    out["total_gflops"] = total_gflops;
+    print_json(out);
   } else {
     std::printf("%-10s %5s %10s %10s  %-10s %s\n", "layer", "count", "ms", "GFLOPS", "device",
                 "kernel");
     for (const auto& r : rows)
-      std::printf("%-10s %5lld %10.3f %10.1f  %-10s %s\n", r.name.c_str(),
-                  static_cast<long long>(r.count), r.ms, r.gflops, r.device.c_str(),
+      std::printf("%-10s %5lld %10.3f %10.1f  %-10s %s\n", printable(r.layer->name).c_str(),
+                  static_cast<long long>(r.layer->count), r.ms, r.gflops, r.device.c_str(),
                   r.kernel.c_str());
     std::printf("total (sum of ms x count): %.3f ms, %.1f GFLOPS, batch %lld, device %s\n",
                 total_ms, total_gflops, static_cast<long long>(batch), device.c_str());

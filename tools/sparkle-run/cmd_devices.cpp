@@ -12,50 +12,42 @@ namespace sparkle::cli {
 int run_devices(int argc, char** argv) {
   po::options_description opts("sparkle-run devices [--json]");
   opts.add_options()("help,h", "show this help")("json", "print JSON");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
   }
   Engine engine;
   if (vm.count("json")) {
-    std::string out = "{\"plugins\":[";
-    bool first = true;
-    for (const auto& p : engine.plugins()) {
-      out += (first ? "" : ",") + std::string("{\"path\":") + json_string(p.path) +
-             ",\"name\":" + json_string(p.name) + ",\"version\":" + json_string(p.version) +
-             ",\"loaded\":" + (p.loaded ? "true" : "false") +
-             ",\"reason\":" + json_string(p.reason) + "}";
-      first = false;
-    }
-    out += "],\"devices\":[";
-    first = true;
+    Json out = {{"plugins", Json::array()}, {"devices", Json::array()}};
+    for (const auto& p : engine.plugins())
+      out["plugins"].push_back({{"path", json_text(p.path)},
+                                {"name", json_text(p.name)},
+                                {"version", json_text(p.version)},
+                                {"loaded", p.loaded},
+                                {"reason", json_text(p.reason)}});
     for (const auto& d : engine.devices()) {
-      out += (first ? "" : ",") + std::string("{\"name\":") + json_string(d.name) +
-             ",\"backend\":" + json_string(d.backend) + ",\"kind\":" + json_string(d.kind) +
-             ",\"description\":" + json_string(d.description) +
-             ",\"fingerprint\":" + json_string(d.fingerprint) + ",\"properties\":{";
-      bool pfirst = true;
-      for (const auto& [k, v] : d.properties) {
-        out += (pfirst ? "" : ",") + json_string(k) + ":" + json_string(v);
-        pfirst = false;
-      }
-      out += "}}";
-      first = false;
+      Json props = Json::object();
+      for (const auto& [k, v] : d.properties) props[valid_utf8(k)] = json_text(v);
+      out["devices"].push_back({{"name", json_text(d.name)},
+                                {"backend", json_text(d.backend)},
+                                {"kind", json_text(d.kind)},
+                                {"description", json_text(d.description)},
+                                {"fingerprint", json_text(d.fingerprint)},
+                                {"properties", props}});
     }
-    std::cout << out << "]}\n";
+    print_json(out);
     return 0;
   }
   std::cout << "plugins:\n";
   if (engine.plugins().empty())
     std::cout << "  (none found; set SPARKLE_PLUGIN_PATH or check the install)\n";
   for (const auto& p : engine.plugins()) {
-    std::cout << "  " << (p.loaded ? "loaded   " : "REJECTED ") << p.path;
-    if (!p.name.empty()) std::cout << " [" << p.name << " " << p.version << "]";
+    std::cout << "  " << (p.loaded ? "loaded   " : "REJECTED ") << printable(p.path);
+    if (!p.name.empty())
+      std::cout << " [" << printable(p.name) << " " << printable(p.version) << "]";
     if (!p.reason.empty())
-      std::cout << (p.loaded ? " (" : ": ") << p.reason << (p.loaded ? ")" : "");
+      std::cout << (p.loaded ? " (" : ": ") << printable(p.reason) << (p.loaded ? ")" : "");
     std::cout << "\n";
   }
   std::cout << "devices:\n";

@@ -22,8 +22,10 @@ const char* kUsage =
     "'sparkle-run <command> --help' lists a command's options.\n"
     "Environment variables are listed in docs/ENVIRONMENT.md.\n";
 
+// Exactly one line: messages may quote file contents or names, so control
+// characters are escaped here whatever the layer below did.
 int fail(int status, const std::string& message) {
-  std::fprintf(stderr, "sparkle-run: error: %s\n", message.c_str());
+  std::fprintf(stderr, "sparkle-run: error: %s\n", sparkle::printable(message).c_str());
   return status;
 }
 
