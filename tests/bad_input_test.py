@@ -158,6 +158,24 @@ def main():
         ("pad same with stride 2", conv + ["--pad", "same", "--stride", "2"],
          "pad=same needs stride 1"),
         ("unknown pad word", conv + ["--pad", "full"], "pad='full' is not an integer"),
+        # Every core variable by one rule: an error naming it, before anything runs.
+        ("bad SPARKLE_LOG_LEVEL", ["devices"], "SPARKLE_LOG_LEVEL='loud' must be one of debug",
+         {"SPARKLE_LOG_LEVEL": "loud"}),
+        ("bad SPARKLE_CACHE_MAX_BYTES", conv, "SPARKLE_CACHE_MAX_BYTES='12k' is not a byte count",
+         {"SPARKLE_CACHE_MAX_BYTES": "12k"}),
+        ("bad SPARKLE_CACHE_DISABLE", conv, "SPARKLE_CACHE_DISABLE='yes' must be one of 0, 1",
+         {"SPARKLE_CACHE_DISABLE": "yes"}),
+        ("bad SPARKLE_DEVICE", conv, "SPARKLE_DEVICE='cpu:x' must be auto, a backend name",
+         {"SPARKLE_DEVICE": "cpu:x"}),
+        ("bad SPARKLE_VERBOSE", conv, "SPARKLE_VERBOSE='all' must be a comma-separated list",
+         {"SPARKLE_VERBOSE": "all"}),
+        ("threads 0", conv + ["--threads", "0"], "threads=0 must be 1 to 65536"),
+        ("problem and shape", ["conv2d", "--problem", "mb1ic3ih8oc4kh3", "--shape", "1,3,8,8"],
+         "give --problem or --shape, not both"),
+        ("problem and pad", ["conv2d", "--problem", "mb1ic3ih8oc4kh3", "--pad", "1"],
+         "--problem sets the pad"),
+        ("bad benchdnn problem", ["conv2d", "--problem", "mb1ic3ih8oc4kh3zz2"], "unknown key 'zz'"),
+        ("missing batch file", ["bench", "--batch-file", p("nope.batch")], "cannot open batch file"),
     ]
     failed = 0
     for name, args, message, *extra in cases:

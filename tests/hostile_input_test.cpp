@@ -331,3 +331,86 @@ TEST_CASE("npy float64 and big-endian files are converted only when asked to") {
   }
   std::remove(path.c_str());
 }
+
+TEST_CASE("benchdnn problem descriptors: benchdnn's defaults, and errors naming the key") {
+  const struct {
+    const char* text;
+    const char* want;  // Conv2dDesc::to_string()
+    const char* name;
+  } good[] = {
+      {"mb1ic64ih56oc64kh3ph1", "n1c64h56w56_k64r3s3_st1x1_p1.1.1.1_d1x1_g1_b0_r0",
+       "mb1ic64ih56oc64kh3ph1"},
+      // mb defaults to 2; iw and kw follow ih and kh.
+      {"ic3ih224oc64kh7sh2ph3", "n2c3h224w224_k64r7s7_st2x2_p3.3.3.3_d1x1_g1_b0_r0", nullptr},
+      // Padding derived from the output size; '_' separators; a name.
+      {"mb1_ic3ih224_oc64oh112_kh7sh2n\"resnet_50:conv1\"",
+       "n1c3h224w224_k64r7s7_st2x2_p3.3.3.3_d1x1_g1_b0_r0", "resnet_50:conv1"},
+      // Groups, rectangles, dilation counted from 0 (dw follows dh).
+      {"g32mb8ic32ih112iw56oc32kh3kw1ph1pw0dh1",
+       "n8c32h112w56_k32r3s1_st1x1_p1.0.1.0_d2x2_g32_b0_r0", nullptr},
+  };
+  for (const auto& c : good) {
+    CAPTURE(std::string(c.text));
+    const Layer l = parse_benchdnn_conv(c.text);
+    CHECK(l.desc.to_string() == c.want);
+    CHECK(l.name == (c.name != nullptr ? c.name : c.text));
+  }
+  const struct {
+    const char* text;
+    const char* message;
+  } bad[] = {
+      {"mb1ih56oc64kh3", "needs ic and oc"},
+      {"mb1ic64oc64kh3", "needs ih or iw"},
+      {"mb1ic64ih56oc64kh3xx1", "unknown key 'xx'"},
+      {"mb1ic64ih56oc64kh", "kh needs a number"},
+      {"mb1ic64ic3ih56oc64", "ic is given twice"},
+      {"mb1ic64id8ih56oc64kh3", "3-D problems (id) are not supported"},
+      {"mb1ic64ih56oc64kh3ph0oh99", "oh99 does not match the output size 54"},
+      {"mb1ic64ih56oc64kh3oh99", "oh99 does not match the output size 100"},
+      {"mb1ic64ih56oc64kh3n\"open", "unterminated name"},
+      {"g3mb1ic64ih56oc64kh3", "groups=3 does not divide C=64"},
+      {"mb1ic64ih56oc64kh3sh99999999999999999999", "is out of range"},
+      {"mb1ic64ih56oc64kh3\x1b", "unknown key '\\x1b'"},
+  };
+  for (const auto& c : bad) {
+    CAPTURE(std::string(c.text));
+    CHECK_THROWS_WITH_AS(parse_benchdnn_conv(c.text), doctest::Contains(c.message), Error);
+  }
+}
+
+TEST_CASE("benchdnn batch files: options carry over, includes, and refusals") {
+  const auto dir = temp_path("batch");
+  std::filesystem::create_directories(dir);
+  write_file(dir + "/inner", "# included\nmb1ic8ih8oc8kh3ph1n\"inner\"\n");
+  write_file(dir + "/main",
+             "--dir=FWD_B --mb=4\nic4ih6oc4kh3ph1n\"a\"  # comment\n--attr-post-ops=relu "
+             "--alg=direct --batch=inner\n--reset ic4ih6oc4kh1n\"b\"\n");
+  const auto layers = read_benchdnn_batch(dir + "/main");
+  REQUIRE(layers.size() == 3);
+  CHECK(layers[0].name == "a");
+  CHECK(layers[0].desc.n == 4);
+  CHECK(layers[0].desc.has_bias);
+  CHECK_FALSE(layers[0].desc.relu);
+  CHECK(layers[1].name == "inner");
+  CHECK(layers[1].desc.n == 4);  // --mb overrides the problem's own mb1
+  CHECK(layers[1].desc.relu);
+  CHECK(layers[2].desc.n == 2);  // reset: benchdnn's default
+  CHECK_FALSE(layers[2].desc.has_bias);
+  CHECK(read_benchdnn_batch(dir + "/main", 7)[2].desc.n == 7);
+
+  write_file(dir + "/loop", "--batch=loop\n");
+  CHECK_THROWS_WITH_AS(read_benchdnn_batch(dir + "/loop"), doctest::Contains("nested more than 8"),
+                       Error);
+  write_file(dir + "/bwd", "--dir=BWD_D ic4ih6oc4kh3\n");
+  CHECK_THROWS_WITH_AS(read_benchdnn_batch(dir + "/bwd"),
+                       doctest::Contains("bwd:1: --dir=BWD_D: only forward"), Error);
+  write_file(dir + "/bf16", "--dt=bf16 ic4ih6oc4kh3\n");
+  CHECK_THROWS_WITH_AS(read_benchdnn_batch(dir + "/bf16"), doctest::Contains("only f32"), Error);
+  write_file(dir + "/bad", "\nic4ih6oc4kh3 ic4ih6kh3\n");
+  CHECK_THROWS_WITH_AS(read_benchdnn_batch(dir + "/bad"), doctest::Contains("bad:2: benchdnn"),
+                       Error);
+  write_file(dir + "/empty", "# nothing\n");
+  CHECK_THROWS_WITH_AS(read_benchdnn_batch(dir + "/empty"), doctest::Contains("no problems"),
+                       Error);
+  std::filesystem::remove_all(dir);
+}

@@ -34,6 +34,15 @@ def main():
     shapes = os.path.join(tmp.encode(), b"caf\xe9.shapes")
     with open(shapes, "wb") as f:
         f.write(b"l\xe9yer\xff 4 6 6 4 3 3 1 1 2\nplain 4 6 6 8 1 1 1 0 1\n")
+    batch = os.path.join(tmp, "convs.batch")
+    with open(batch, "w") as f:
+        f.write("--dir=FWD_B\nmb1ic4ih6oc4kh3ph1n\"a\" mb1ic4ih6oc8kh1n\"b\"\n")
+    # A plugin folder with a misnamed plugin, and one that does not exist.
+    odd = os.path.join(tmp, "odd-plugins")
+    os.makedirs(odd)
+    open(os.path.join(odd, "sparkle-misnamed.so"), "w").close()
+    verbose_env = dict(env, SPARKLE_PLUGIN_PATH=env.get("SPARKLE_PLUGIN_PATH", "") + ":" + odd +
+                       ":" + os.path.join(tmp, "missing"))
     conv = ["conv2d", "--shape", "1,4,6,6", "--filter", "4,3,3", "--repeat", "1", "--warmup", "0",
             "--json"]
     bench = ["bench", "--shapes", shapes, "--repeat", "1", "--warmup", "0", "--json", "--quiet"]
@@ -51,6 +60,16 @@ def main():
          and d["warmup"] == 0 and d["repeat"] == 1
          and all(l["min_ms"] <= l["median_ms"] <= l["max_ms"] and l["desc"] and
                  len(l["input_shape"]) == 4 and len(l["weight_shape"]) == 4 for l in d["layers"])),
+        ("devices --verbose", ["devices", "--json", "--verbose"],
+         lambda d: any(f["path"] == odd and "sparkle-misnamed.so" in f["ignored"][0]
+                       for f in d["search"])
+         and any(f["problem"] == "does not exist" for f in d["search"])
+         and any("misnamed.so is not loaded" in h for h in d["hints"])
+         and d["environment"]["SPARKLE_CACHE_DIR"], verbose_env),
+        ("bench --batch-file", ["bench", "--batch-file", batch, "--repeat", "1", "--warmup", "0",
+                                "--json", "--quiet"],
+         lambda d: [l["name"] for l in d["layers"]] == ["a", "b"]
+         and d["layers"][0]["desc"].endswith("_b1_r0")),
         ("cache warm", ["cache", "warm", "--shapes", shapes, "--json"],
          lambda d: "entries" in d),
         ("cache stats", ["cache", "stats", "--json"], lambda d: "directory" in d),
@@ -58,10 +77,11 @@ def main():
         ("cache clear", ["cache", "clear", "--json"], lambda d: "removed" in d),
     ]
     failed = 0
-    for name, args, check in cases:
+    for name, args, check, *case_env in cases:
         proc = subprocess.run([exe.encode()] + [a if isinstance(a, bytes) else a.encode()
                                                 for a in args],
-                              capture_output=True, env=env, timeout=300)
+                              capture_output=True, env=case_env[0] if case_env else env,
+                              timeout=300)
         try:
             if proc.returncode != 0:
                 raise ValueError("exit %d: %s" % (proc.returncode, proc.stderr[-300:]))

@@ -202,19 +202,28 @@ void throw_if_error(sparkle_status status, const std::string& context) {
   throw Error(static_cast<ErrorCode>(code), context + ": " + message);
 }
 
-std::vector<std::string> search_path(const EngineOptions& options) {
-  std::vector<std::string> dirs = options.plugin_paths;
+std::vector<std::pair<std::string, std::string>> search_folders(const EngineOptions& options) {
+  std::vector<std::pair<std::string, std::string>> dirs;
+  for (const auto& d : options.plugin_paths) dirs.emplace_back(d, "EngineOptions::plugin_paths");
   if (!options.use_default_paths) return dirs;
   if (const char* env = std::getenv("SPARKLE_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string dir;
     while (std::getline(ss, dir, ':'))
-      if (!dir.empty()) dirs.push_back(dir);
+      if (!dir.empty()) dirs.emplace_back(dir, "SPARKLE_PLUGIN_PATH");
   }
-  if (auto exe = executable_dir(); !exe.empty()) dirs.push_back(exe + "/../lib/sparkle/plugins");
-  if (auto lib = own_library_dir(); !lib.empty()) dirs.push_back(lib + "/sparkle/plugins");
+  if (auto exe = executable_dir(); !exe.empty())
+    dirs.emplace_back(exe + "/../lib/sparkle/plugins", "next to the executable");
+  if (auto lib = own_library_dir(); !lib.empty())
+    dirs.emplace_back(lib + "/sparkle/plugins", "next to libsparkle");
   if (std::string(SPARKLE_INSTALL_PLUGIN_DIR).size() > 0)
-    dirs.push_back(SPARKLE_INSTALL_PLUGIN_DIR);
+    dirs.emplace_back(SPARKLE_INSTALL_PLUGIN_DIR, "install libdir");
+  return dirs;
+}
+
+std::vector<std::string> search_path(const EngineOptions& options) {
+  std::vector<std::string> dirs;
+  for (const auto& [dir, origin] : search_folders(options)) dirs.push_back(dir);
   return dirs;
 }
 
@@ -231,10 +240,22 @@ PluginRegistry::PluginRegistry(const EngineOptions& options) {
     // Relative entries are resolved here once; the current directory itself
     // is never searched implicitly (only if the caller names it).
     const fs::path canon = fs::canonical(dir, ec);
-    if (ec || !fs::is_directory(canon, ec) || !seen_dirs.insert(canon).second) continue;
+    if (ec || !fs::is_directory(canon, ec)) {
+      log::debug("registry", "plugin folder " + printable(dir) +
+                                 " skipped: " + (ec ? ec.message() : std::string("not a folder")));
+      continue;
+    }
+    if (!seen_dirs.insert(canon).second) continue;
+    log::debug("registry", "searching " + printable(canon.string()));
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(canon, ec))
-      if (is_plugin_file_name(entry.path().filename().string())) files.push_back(entry.path());
+    for (const auto& entry : fs::directory_iterator(canon, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (is_plugin_file_name(name))
+        files.push_back(entry.path());
+      else
+        log::debug("registry", "ignoring " + printable(entry.path().string()) +
+                                   ": not named libsparkle-<name>.so");
+    }
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       // Links are followed, but only to regular files; a dangling or looping

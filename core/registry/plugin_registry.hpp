@@ -21,6 +21,8 @@ struct LoadedPlugin {
 // The folders searched, in order: explicit, SPARKLE_PLUGIN_PATH, then
 // relative to the executable and to libsparkle, then the install libdir.
 std::vector<std::string> search_path(const EngineOptions& options);
+// The same, each with where it came from ("SPARKLE_PLUGIN_PATH", ...).
+std::vector<std::pair<std::string, std::string>> search_folders(const EngineOptions& options);
 
 // libsparkle-<name>.so: the only file names the registry looks at.
 bool is_plugin_file_name(const std::string& name);

@@ -3,6 +3,7 @@
 
 #include <sparkle/cache.hpp>
 #include <sparkle/conv2d.hpp>
+#include <sparkle/diagnostics.hpp>
 #include <sparkle/engine.hpp>
 #include <sparkle/error.hpp>
 #include <sparkle/memory.hpp>

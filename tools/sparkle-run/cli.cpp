@@ -1,7 +1,11 @@
 // Helpers shared by the sparkle-run subcommands.
 #include "cli.hpp"
 
+#include <tbb/global_control.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -84,6 +88,52 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
   t.min_ms = *std::min_element(used.begin(), used.end());
   t.max_ms = *std::max_element(used.begin(), used.end());
   return t;
+}
+
+std::shared_ptr<void> limit_threads(const po::variables_map& vm) {
+  if (!vm.count("threads")) return nullptr;
+  const int64_t n = int_option(vm, "threads");
+  if (n < 1 || n > 65536) throw UsageError("threads=" + std::to_string(n) + " must be 1 to 65536");
+  return std::make_shared<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                               static_cast<size_t>(n));
+}
+
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Progress::Progress(size_t total, double total_work, bool quiet)
+    : total_(total),
+      total_work_(total_work),
+      quiet_(quiet),
+      terminal_(::isatty(STDERR_FILENO) != 0),
+      start_s_(now_s()) {}
+
+Progress::~Progress() {
+  if (open_line_) std::fputs("\n", stderr);
+}
+
+void Progress::done(size_t index, double work, const std::string& line) {
+  if (quiet_) return;
+  work_ += work;
+  const std::string text =
+      "[" + std::to_string(index + 1) + "/" + std::to_string(total_) + "] " + printable(line);
+  if (!terminal_) {
+    std::fprintf(stderr, "%s\n", text.c_str());
+    return;
+  }
+  // Time left: the rate so far applied to the work left.
+  const double elapsed = now_s() - start_s_;
+  char eta[48] = "";
+  if (index + 1 < total_ && work_ > 0 && total_work_ > work_)
+    std::snprintf(eta, sizeof eta, "  (about %.0f s left)",
+                  elapsed * (total_work_ - work_) / work_);
+  // \r and erase-to-end-of-line: one line, rewritten in place.
+  std::fprintf(stderr, "\r\033[K%s%s", text.c_str(), eta);
+  std::fflush(stderr);
+  open_line_ = true;
 }
 
 }  // namespace sparkle::cli

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sparkle/sparkle.hpp>
 #include <stdexcept>
@@ -61,6 +62,32 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
                    const std::vector<float>& w, const std::vector<float>& bias,
                    std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
                    bool wall_only = false);
+
+// --threads N (N >= 1): at most N threads for the CPU backend in this
+// process, through oneTBB's global_control (the plugin shares libtbb with
+// us). Empty when the option was not given; keep the result alive.
+std::shared_ptr<void> limit_threads(const boost::program_options::variables_map& vm);
+
+// Progress of a run over `total` items on stderr. On a terminal: one line,
+// rewritten after each item, with an estimate of the time left (from the
+// work done so far, e.g. FLOPs); otherwise one plain line per item, as
+// logs and scripts want. Nothing when quiet.
+class Progress {
+ public:
+  Progress(size_t total, double total_work, bool quiet);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  // Item `index` (0-based) is done, costing `work`; `line` describes it.
+  void done(size_t index, double work, const std::string& line);
+
+ private:
+  size_t total_;
+  double total_work_, work_ = 0;
+  bool quiet_, terminal_;
+  bool open_line_ = false;
+  double start_s_;
+};
 
 // Bytes of `elements` floats (validate() has checked that this fits).
 inline uint64_t float_bytes(int64_t elements) {

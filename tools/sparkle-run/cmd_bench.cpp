@@ -18,6 +18,10 @@ int run_bench(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")(
       "suite", po::value<std::string>(), "built-in suite: resnet50 (ResNet-50 v1.5, 53 convs)")(
       "shapes", po::value<std::string>(), "shapes file (format in docs/CLI.md)")(
+      "batch-file", po::value<std::string>(),
+      "a oneDNN benchdnn batch file of convolution problems (mb from each problem unless "
+      "--batch is given)")("threads", po::value<std::string>(),
+                           "at most N threads for the CPU backend")(
       "batch", po::value<std::string>()->default_value("1"), "batch size N")(
       "device", po::value<std::string>()->default_value(""),
       "auto, a backend or NAME:INDEX; default SPARKLE_DEVICE or auto")(
@@ -45,12 +49,16 @@ int run_bench(int argc, char** argv) {
   const std::string timer = vm["timer"].as<std::string>();
   if (timer != "auto" && timer != "wall")
     throw UsageError("timer='" + timer + "' must be auto or wall");
-  if (vm.count("suite") && vm.count("shapes"))
-    throw UsageError("give at most one of --suite and --shapes");
+  if (vm.count("suite") + vm.count("shapes") + vm.count("batch-file") > 1)
+    throw UsageError("give at most one of --suite, --shapes and --batch-file");
+  const auto threads = limit_threads(vm);
 
   std::vector<Layer> layers;
   std::string suite = "resnet50";
-  if (vm.count("shapes")) {
+  if (vm.count("batch-file")) {
+    suite = vm["batch-file"].as<std::string>();
+    layers = read_benchdnn_batch(suite, vm["batch"].defaulted() ? 0 : batch);
+  } else if (vm.count("shapes")) {
     suite = vm["shapes"].as<std::string>();
     layers = read_shapes_file(suite, batch);
   } else {
@@ -71,7 +79,9 @@ int run_bench(int argc, char** argv) {
     bool device_timed;
   };
   std::vector<Row> rows;
-  double total_ms = 0, total_flops = 0;
+  double total_ms = 0, total_flops = 0, suite_flops = 0;
+  for (const auto& l : layers) suite_flops += l.desc.flops();
+  Progress progress(layers.size(), suite_flops, quiet);
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     const Conv2dDesc& d = l.desc;
@@ -93,9 +103,10 @@ int run_bench(int argc, char** argv) {
         {&l, t.last.device, t.last.kernel, t.ms, t.min_ms, t.max_ms, gflops, t.device_timed});
     total_ms += t.ms * static_cast<double>(l.count);
     total_flops += d.flops() * static_cast<double>(l.count);
-    if (!quiet)
-      std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ms %9.1f GFLOPS on %s\n", i + 1, layers.size(),
-                   printable(l.name).c_str(), t.ms, gflops, t.last.device.c_str());
+    char line[256];
+    std::snprintf(line, sizeof line, "%-10s %9.3f ms %9.1f GFLOPS on %s", printable(l.name).c_str(),
+                  t.ms, gflops, t.last.device.c_str());
+    progress.done(i, d.flops(), line);
   }
   const double total_gflops = total_flops / (total_ms * 1e6);
   std::string device = rows.front().device;

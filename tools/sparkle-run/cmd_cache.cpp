@@ -29,6 +29,7 @@ int run_cache(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")("json", "print JSON")(
       "suite", po::value<std::string>(), "warm: built-in suite (resnet50)")(
       "shapes", po::value<std::string>(), "warm: shapes file")(
+      "batch-file", po::value<std::string>(), "warm: a oneDNN benchdnn batch file")(
       "batch", po::value<std::string>()->default_value("1"), "warm: batch size")(
       "device", po::value<std::string>()->default_value(""), "warm: device (default auto)");
   po::options_description with_action = opts;
@@ -95,7 +96,12 @@ int run_cache(int argc, char** argv) {
     const int64_t batch = int_option(vm, "batch");
     if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
     std::vector<Layer> layers;
-    if (vm.count("shapes")) {
+    if (vm.count("suite") + vm.count("shapes") + vm.count("batch-file") > 1)
+      throw UsageError("give at most one of --suite, --shapes and --batch-file");
+    if (vm.count("batch-file")) {
+      layers = read_benchdnn_batch(vm["batch-file"].as<std::string>(),
+                                   vm["batch"].defaulted() ? 0 : batch);
+    } else if (vm.count("shapes")) {
       layers = read_shapes_file(vm["shapes"].as<std::string>(), batch);
     } else {
       const std::string suite = vm.count("suite") ? vm["suite"].as<std::string>() : "resnet50";
@@ -105,10 +111,11 @@ int run_cache(int argc, char** argv) {
     Engine engine;
     RunOptions run;
     run.device = vm["device"].as<std::string>();
+    // Each layer costs about one compile: the time left is by count.
+    Progress progress(layers.size(), static_cast<double>(layers.size()), false);
     for (size_t i = 0; i < layers.size(); ++i) {
       const std::string device = engine.prepare(layers[i].desc, run);
-      std::fprintf(stderr, "[%zu/%zu] %-10s prepared on %s\n", i + 1, layers.size(),
-                   printable(layers[i].name).c_str(), device.c_str());
+      progress.done(i, 1, layers[i].name + " prepared on " + device);
     }
     const CacheStats s = cache_stats();
     if (json)

@@ -60,7 +60,10 @@ int run_conv2d(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")("input", po::value<std::string>(),
                                                  "input activations, .npy float32 N x C x H x W")(
       "shape", po::value<std::string>(), "random input of shape N,C,H,W")(
-      "weights", po::value<std::string>(), "weights, .npy float32 K x C/groups x R x S")(
+      "problem", po::value<std::string>(),
+      "a oneDNN benchdnn problem, e.g. mb1ic64ih56oc64kh3ph1 (instead of --shape, --filter, "
+      "--stride, --pad, --dilation, --groups)")("weights", po::value<std::string>(),
+                                                "weights, .npy float32 K x C/groups x R x S")(
       "filter", po::value<std::string>(), "random weights for K,R,S filters")(
       "bias", po::value<std::string>(), "bias, .npy float32 of K elements")(
       "bias-random", "random bias")("output", po::value<std::string>(), "write the result as .npy")(
@@ -75,6 +78,7 @@ int run_conv2d(int argc, char** argv) {
       "device", po::value<std::string>()->default_value(""),
       "auto, a backend (cpu, opengl) or NAME:INDEX; default SPARKLE_DEVICE or auto")(
       "repeat", po::value<std::string>()->default_value("5"), "timed runs (median reported)")(
+      "threads", po::value<std::string>(), "at most N threads for the CPU backend")(
       "warmup", po::value<std::string>()->default_value("1"), "untimed runs first")(
       "check", "compare with the float64 reference; fail above 1e-5 relative error")(
       "explain",
@@ -90,10 +94,20 @@ int run_conv2d(int argc, char** argv) {
     std::cout << opts;
     return 0;
   }
-  if (vm.count("input") == vm.count("shape"))
-    throw UsageError("give exactly one of --input X.npy or --shape N,C,H,W");
-  if (vm.count("weights") == vm.count("filter"))
-    throw UsageError("give exactly one of --weights W.npy or --filter K,R,S");
+  const bool problem = vm.count("problem") > 0;
+  if (problem) {
+    for (const char* other : {"input", "shape", "weights", "filter"})
+      if (vm.count(other))
+        throw UsageError(std::string("give --problem or --") + other + ", not both");
+    for (const char* other : {"stride", "pad", "dilation", "groups"})
+      if (!vm[other].defaulted())
+        throw UsageError(std::string("--problem sets the ") + other + "; leave out --" + other);
+  } else {
+    if (vm.count("input") == vm.count("shape"))
+      throw UsageError("give exactly one of --input X.npy, --shape N,C,H,W or --problem");
+    if (vm.count("weights") == vm.count("filter"))
+      throw UsageError("give exactly one of --weights W.npy or --filter K,R,S");
+  }
   if (vm.count("bias") && vm.count("bias-random"))
     throw UsageError("give at most one of --bias and --bias-random");
   const bool cast = vm.count("cast") > 0;
@@ -113,8 +127,13 @@ int run_conv2d(int argc, char** argv) {
   if (repeat <= 0) throw UsageError("repeat=" + std::to_string(repeat) + " must be > 0");
   if (warmup < 0) throw UsageError("warmup=" + std::to_string(warmup) + " must be >= 0");
 
+  const auto threads = limit_threads(vm);
   std::vector<float> x, w, bias;
-  if (vm.count("input")) {
+  if (problem) {
+    const bool relu = d.relu;
+    d = parse_benchdnn_conv(vm["problem"].as<std::string>()).desc;
+    d.relu = relu;
+  } else if (vm.count("input")) {
     auto a = read_npy(vm["input"].as<std::string>(), 4, cast);
     d.n = a.shape[0], d.c = a.shape[1], d.h = a.shape[2], d.w = a.shape[3];
     x = std::move(a.data);
@@ -122,7 +141,9 @@ int run_conv2d(int argc, char** argv) {
     auto s = parse_int_list(vm["shape"].as<std::string>(), "shape", {4});
     d.n = s[0], d.c = s[1], d.h = s[2], d.w = s[3];
   }
-  if (vm.count("weights")) {
+  if (problem) {
+    // The filter came with the problem.
+  } else if (vm.count("weights")) {
     const std::string path = vm["weights"].as<std::string>();
     auto a = read_npy(path, 4, cast);
     d.k = a.shape[0], d.r = a.shape[2], d.s = a.shape[3];
@@ -140,7 +161,7 @@ int run_conv2d(int argc, char** argv) {
     d.k = f[0], d.r = f[1], d.s = f[2];
   }
   // After the filter is known: "same" depends on it.
-  apply_padding(vm["pad"].as<std::string>(), d);
+  if (!problem) apply_padding(vm["pad"].as<std::string>(), d);
   d.has_bias = vm.count("bias") || vm.count("bias-random");
   d.validate();
   // Everything this command will hold at once, checked before any of it is
