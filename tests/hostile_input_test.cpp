@@ -370,6 +370,8 @@ TEST_CASE("benchdnn problem descriptors: benchdnn's defaults, and errors naming 
       {"mb1ic64ih56oc64kh3n\"open", "unterminated name"},
       {"g3mb1ic64ih56oc64kh3", "groups=3 does not divide C=64"},
       {"mb1ic64ih56oc64kh3sh99999999999999999999", "is out of range"},
+      {"mb1ic4ih6oc4kh3dh9223372036854775807", "dh is out of range"},
+      {"mb1ic4ih6oc4kh3sh4611686018427387904oh9", "oh is out of range"},
       {"mb1ic64ih56oc64kh3\x1b", "unknown key '\\x1b'"},
   };
   for (const auto& c : bad) {

@@ -1,6 +1,7 @@
 // oneDNN benchdnn convolution problem descriptors and batch files
 // (include/sparkle/shapes.hpp), so that layer lists written for oneDNN run
 // here unchanged.
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -81,6 +82,9 @@ Layer parse_benchdnn_conv(const std::string& text) {
   d.s = get("kw", d.r);
   d.stride_h = get("sh", get("sw", 1));
   d.stride_w = get("sw", d.stride_h);
+  // benchdnn's dilation 0 is ours 1; the +1 must not overflow.
+  for (const char* k : {"dh", "dw"})
+    if (v.count(k) && v[k] == INT64_MAX) fail(what + ": " + k + " is out of range");
   d.dilation_h = get("dh", get("dw", 0)) + 1;
   d.dilation_w = get("dw", get("dh", 0)) + 1;
   // Padding: as given (one side's for the other when only one is); else,
@@ -90,9 +94,12 @@ Layer parse_benchdnn_conv(const std::string& text) {
                      int64_t s, int64_t dil) -> int64_t {
     if (v.count(pk)) return v[pk];
     if (v.count(ok)) {
-      int64_t total = 0;  // (out - 1) * s + extent - in, in int64 or not at all
+      // (out - 1) * s + (k - 1) * dil + 1 - in, in int64 or not at all.
+      int64_t total = 0, extent = 0;
       if (__builtin_mul_overflow(v[ok] - 1, s, &total) ||
-          __builtin_add_overflow(total, (k - 1) * dil + 1 - in, &total))
+          __builtin_mul_overflow(k - 1, dil, &extent) ||
+          __builtin_add_overflow(total, extent, &total) ||
+          __builtin_sub_overflow(total, in - 1, &total))
         fail(what + ": " + ok + " is out of range");
       return total > 0 ? total / 2 + total % 2 : 0;
     }

@@ -1,11 +1,12 @@
-// libFuzzer target: the shapes-file parser on arbitrary text, and what the
-// engine derives from each layer it accepts (output size, FLOPs, the
-// selector's signature), so that a descriptor that passes validation but
-// overflows later is found too.
+// libFuzzer target: the shapes-file parser and the benchdnn problem parser
+// on arbitrary text, and what the engine derives from each layer they
+// accept (output size, FLOPs, the selector's signature), so that a
+// descriptor that passes validation but overflows later is found too.
 #include <cstdint>
 #include <sparkle/error.hpp>
 #include <sparkle/shapes.hpp>
 #include <string>
+#include <vector>
 
 #include "select/cost_model.hpp"
 
@@ -16,7 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int64_t batch = batches[data[0] % 4];
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
   try {
-    for (const sparkle::Layer& l : sparkle::parse_shapes(text, "fuzz", batch)) {
+    // Bit 2 of the first byte picks the reader: shapes file or benchdnn problem.
+    const std::vector<sparkle::Layer> layers =
+        data[0] & 4 ? std::vector<sparkle::Layer>{sparkle::parse_benchdnn_conv(text)}
+                    : sparkle::parse_shapes(text, "fuzz", batch);
+    for (const sparkle::Layer& l : layers) {
       const sparkle::Conv2dDesc& d = l.desc;
       if (d.out_h() <= 0 || d.out_w() <= 0) __builtin_trap();  // validate() promised this
       (void)d.output_elements();
