@@ -23,7 +23,7 @@ def table_rows(path):
 
 failures = []
 cli_rows = [r for r in table_rows(os.path.join(root, "docs", "CLI.md")) if len(r) == 4]
-for command in ["devices", "conv2d", "bench", "cache"]:
+for command in ["devices", "conv2d", "bench", "cache", "stream"]:
     out = subprocess.run([exe, command, "--help"], capture_output=True, text=True).stdout
     helped = set(re.findall(r"^\s+(?:-\w \[ )?(--[a-z][a-z0-9-]*)", out, re.M))
     documented = set()

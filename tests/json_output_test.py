@@ -70,6 +70,10 @@ def main():
                                 "--json", "--quiet"],
          lambda d: [l["name"] for l in d["layers"]] == ["a", "b"]
          and d["layers"][0]["desc"].endswith("_b1_r0")),
+        ("stream", ["stream", "--shape", "1,4,6,6", "--filter", "4,3,3", "--batches", "4",
+                    "--rounds", "1", "--json", "--quiet"], lambda d: "device" in d),
+        ("bench --resident", bench + ["--resident"],
+         lambda d: d["resident"] and d["layers"][0]["min_ms"] is None),
         ("cache warm", ["cache", "warm", "--shapes", shapes, "--json"],
          lambda d: "entries" in d),
         ("cache stats", ["cache", "stats", "--json"], lambda d: "directory" in d),

@@ -208,15 +208,15 @@ TEST_CASE("selector splits a batch only when splitting is predicted faster") {
 TEST_CASE("a corrupt selector profile is ignored and rebuilt") {
   const auto dir = fresh_cache_dir();
   std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/selector-profile-v1.txt") << "sparkle-selector-profile 1\nmodel sim-a 0.1 ";
+  std::ofstream(dir + "/selector-profile-v2.txt") << "sparkle-selector-profile 2\nmodel sim-a 0.1 ";
   {
     SimEngine sim("a:0.01:1");
     CHECK(sim.run(conv3x3()).device == "sim:0");
   }
   std::string text;
-  std::ifstream in(dir + "/selector-profile-v1.txt");
+  std::ifstream in(dir + "/selector-profile-v2.txt");
   std::getline(in, text);
-  CHECK(text == "sparkle-selector-profile 1");
+  CHECK(text == "sparkle-selector-profile 2");
   std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(rest.find("model sim-a ") != std::string::npos);
   CHECK(rest.find("\nend\n") != std::string::npos);

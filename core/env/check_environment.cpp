@@ -83,6 +83,12 @@ const Rule kRules[] = {
        one_of(n, v, {"debug", "info", "warn", "error"});
      }},
     {"SPARKLE_HOST_MEMORY_LIMIT", &byte_count},
+    {"SPARKLE_PLAN_CACHE_CAPACITY",
+     [](const std::string& n, const std::string& v) {
+       const ParsedInteger p = parse_integer(v);
+       if (p.problem != IntegerProblem::none || p.value < 1 || p.value > 1000000)
+         bad(n, v, "must be an integer from 1 to 1000000");
+     }},
     // Read by tests and tools/setup.sh only.
     {"SPARKLE_TEST_CONSTANT_WEIGHTS", nullptr},
     {"SPARKLE_TEST_DEVICES", nullptr},

@@ -19,9 +19,33 @@ size_t round_up(size_t bytes) {
 }
 }  // namespace
 
+PooledBuffer::PooledBuffer(BufferPool* pool, size_t bytes, const char* what) : pool_(pool) {
+  buffer_ = pool->acquire(bytes, &capacity_, what);
+}
+
+PooledBuffer& PooledBuffer::operator=(PooledBuffer&& o) noexcept {
+  if (this != &o) {
+    reset();
+    pool_ = o.pool_;
+    buffer_ = o.buffer_;
+    capacity_ = o.capacity_;
+    o.buffer_ = nullptr;
+  }
+  return *this;
+}
+
+void PooledBuffer::reset() {
+  if (buffer_ != nullptr) pool_->release(buffer_, capacity_);
+  buffer_ = nullptr;
+}
+
 BufferPool::BufferPool(const sparkle_plugin* api, sparkle_device device, std::string device_name,
-                       size_t max_free_bytes)
-    : api_(api), device_(device), name_(std::move(device_name)), max_free_bytes_(max_free_bytes) {}
+                       size_t max_free_bytes, sparkle_memory_kind kind)
+    : api_(api),
+      device_(device),
+      name_(std::move(device_name)),
+      max_free_bytes_(max_free_bytes),
+      kind_(kind) {}
 
 BufferPool::~BufferPool() {
   std::lock_guard lock(mutex_);
@@ -52,7 +76,15 @@ sparkle_buffer BufferPool::acquire(size_t bytes, size_t* capacity, const char* w
   }
   const size_t size = round_up(bytes);
   sparkle_buffer b = nullptr;
-  sparkle_status st = api_->buffer_create(device_, size, &b);
+  auto create = [&]() -> sparkle_status {
+    if (kind_ == SPARKLE_MEMORY_DEVICE) return api_->buffer_create(device_, size, &b);
+    sparkle_buffer_desc desc{};
+    desc.struct_size = sizeof desc;
+    desc.kind = kind_;
+    desc.bytes = size;
+    return api_->buffer_create_ex(device_, &desc, &b);
+  };
+  sparkle_status st = create();
   if (st != nullptr) {
     sparkle_code code = SPARKLE_INTERNAL;
     std::string message = registry::take_message(st, &code);
@@ -62,7 +94,7 @@ sparkle_buffer BufferPool::acquire(size_t bytes, size_t* capacity, const char* w
       std::lock_guard lock(mutex_);
       destroy_all_idle_locked();
     }
-    registry::throw_if_error(api_->buffer_create(device_, size, &b), name_ + ": allocate " + what);
+    registry::throw_if_error(create(), name_ + ": allocate " + what);
   }
   *capacity = size;
   return b;

@@ -52,8 +52,17 @@ Conv2dDesc bandwidth_probe() {
   return d;
 }
 
-DeviceModel fit_model(double latency_ms, double compute_ms, double bandwidth_ms) {
+double transfer_ms(const TransferModel& m, double upload_bytes, double download_bytes) {
+  double ms = 0;
+  if (m.upload_gbps > 0) ms += upload_bytes / (m.upload_gbps * 1e6);
+  if (m.download_gbps > 0) ms += download_bytes / (m.download_gbps * 1e6);
+  return ms;
+}
+
+DeviceModel fit_model(double latency_ms, double compute_ms, double bandwidth_ms,
+                      double overhead_ms) {
   DeviceModel m;
+  m.overhead_ms = std::max(overhead_ms, 0.0);
   m.latency_ms = std::max(latency_ms, 1e-4);
   const auto c = signature_of(compute_probe()), b = signature_of(bandwidth_probe());
   // Each probe's time beyond the latency is charged to its dominant term;

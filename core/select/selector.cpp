@@ -31,7 +31,9 @@ constexpr int kDriftCount = 3;
 constexpr double kExplorePeriod = 25;
 constexpr double kFirstLookFactor = 3;
 constexpr double kSplitGain = 0.85;
-constexpr const char* kProfileHeader = "sparkle-selector-profile 1";
+// Version 2: models are of resident operands, with the call overhead and
+// learned host-device transfer rates beside them.
+constexpr const char* kProfileHeader = "sparkle-selector-profile 2";
 
 std::string fmt_ms(double ms) {
   char buf[32];
@@ -56,6 +58,7 @@ void Selector::load() {
   std::istringstream in(text);
   std::string line;
   std::map<std::string, DeviceModel> models;
+  std::map<std::string, TransferModel> transfers;
   std::map<std::pair<std::string, std::string>, Learned> learned;
   bool ok = static_cast<bool>(std::getline(in, line)) && line == kProfileHeader;
   while (ok && std::getline(in, line)) {
@@ -65,9 +68,17 @@ void Selector::load() {
     if (tag == "model") {
       std::string fp;
       DeviceModel m;
-      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps) && m.latency_ms >= 0 &&
-           m.gflops > 0 && m.gbps > 0 && std::isfinite(m.gflops) && std::isfinite(m.gbps);
+      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps >> m.overhead_ms) &&
+           m.latency_ms >= 0 && m.gflops > 0 && m.gbps > 0 && m.overhead_ms >= 0 &&
+           std::isfinite(m.gflops) && std::isfinite(m.gbps) && std::isfinite(m.overhead_ms) &&
+           std::isfinite(m.latency_ms);
       if (ok) models[fp] = m;
+    } else if (tag == "transfer") {
+      std::string fp;
+      TransferModel t;
+      ok = static_cast<bool>(f >> fp >> t.upload_gbps >> t.download_gbps) && t.upload_gbps >= 0 &&
+           t.download_gbps >= 0 && std::isfinite(t.upload_gbps) && std::isfinite(t.download_gbps);
+      if (ok) transfers[fp] = t;
     } else if (tag == "learned") {
       std::string fp, bucket;
       Learned l;
@@ -86,6 +97,7 @@ void Selector::load() {
     return;
   }
   models_ = std::move(models);
+  transfers_ = std::move(transfers);
   learned_ = std::move(learned);
 }
 
@@ -96,7 +108,10 @@ bool Selector::save() {
   out.precision(9);
   out << kProfileHeader << "\n";
   for (const auto& [fp, m] : models_)
-    out << "model " << fp << " " << m.latency_ms << " " << m.gflops << " " << m.gbps << "\n";
+    out << "model " << fp << " " << m.latency_ms << " " << m.gflops << " " << m.gbps << " "
+        << m.overhead_ms << "\n";
+  for (const auto& [fp, t] : transfers_)
+    out << "transfer " << fp << " " << t.upload_gbps << " " << t.download_gbps << "\n";
   for (const auto& [key, l] : learned_)
     out << "learned " << key.first << " " << key.second << " " << l.correction << " " << l.samples
         << "\n";
@@ -115,18 +130,49 @@ bool Selector::has_model(const std::string& fp) const {
   return models_.count(fp) != 0;
 }
 
-void Selector::set_model(const std::string& fp, const DeviceModel& model) {
+void Selector::set_model(const std::string& fp, const DeviceModel& model,
+                         const TransferModel& transfers) {
   std::lock_guard lock(mutex_);
   models_[fp] = model;
+  transfers_[fp] = transfers;
   dirty_ = true;
+}
+
+void Selector::record_transfer(const std::string& fp, double upload_bytes, double upload_ms,
+                               double download_bytes, double download_ms) {
+  std::lock_guard lock(mutex_);
+  auto t = transfers_.find(fp);
+  if (t == transfers_.end()) return;
+  // Small transfers are dominated by fixed costs already in the overhead.
+  constexpr double kMinBytes = 1 << 20;
+  auto learn = [](double& rate, double bytes, double ms) {
+    if (bytes < kMinBytes || !(ms > 0) || !std::isfinite(ms) || rate <= 0) return;
+    const double measured = bytes / (ms * 1e6);
+    rate = std::exp((1 - kAlpha) * std::log(rate) + kAlpha * std::log(measured));
+  };
+  learn(t->second.upload_gbps, upload_bytes, upload_ms);
+  learn(t->second.download_gbps, download_bytes, download_ms);
+  dirty_ = true;
+}
+
+double Selector::transfer_estimate_ms(const std::string& fp, double upload_bytes,
+                                      double download_bytes) const {
+  std::lock_guard lock(mutex_);
+  auto t = transfers_.find(fp);
+  return t == transfers_.end() ? 0 : transfer_ms(t->second, upload_bytes, download_bytes);
 }
 
 double Selector::estimate_locked(const std::string& fp, const OpSignature& op, int* samples) const {
   auto m = models_.find(fp);
-  const double predicted = m != models_.end() ? predict_ms(m->second, op) : 1e9;
+  if (m == models_.end()) {
+    if (samples) *samples = 0;
+    return 1e9;
+  }
+  const double predicted = predict_ms(m->second, op);
   auto l = learned_.find({fp, op.bucket});
   if (samples) *samples = l != learned_.end() ? l->second.samples : 0;
-  return l != learned_.end() ? predicted * l->second.correction : predicted;
+  return m->second.overhead_ms +
+         (l != learned_.end() ? predicted * l->second.correction : predicted);
 }
 
 double Selector::estimate_ms(const std::string& fp, const Conv2dDesc& d, int* samples) const {
@@ -159,7 +205,8 @@ void Selector::record(const std::string& fp, const Conv2dDesc& d, double measure
   dirty_ = true;
 }
 
-Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDesc& d) {
+Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDesc& d,
+                        bool allow_split) {
   const OpSignature op = signature_of(d);
   std::lock_guard lock(mutex_);
   const int64_t call = ++bucket_calls_[op.bucket];
@@ -173,7 +220,9 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
   for (size_t i = 0; i < candidates.size(); ++i) {
     if (!candidates[i].unsupported.empty()) continue;
     int samples = 0;
-    scored.push_back({i, estimate_locked(candidates[i].fingerprint, op, &samples), samples});
+    scored.push_back(
+        {i, estimate_locked(candidates[i].fingerprint, op, &samples) + candidates[i].transfer_ms,
+         samples});
   }
   if (scored.empty()) return choice;
   std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.ms < b.ms; });
@@ -210,7 +259,7 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
   }
 
   // Split the batch when the estimates say it pays.
-  if (!choice.explored && d.n >= 2 && scored.size() >= 2) {
+  if (allow_split && !choice.explored && d.n >= 2 && scored.size() >= 2) {
     double rate_sum = 0;
     std::vector<double> rates;
     for (const auto& s : scored) {
@@ -232,8 +281,11 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
       for (const auto& [index, images] : parts) {
         Conv2dDesc piece = d;
         piece.n = images;
+        // Transfers scale with the images a device takes.
+        const double share = static_cast<double>(images) / static_cast<double>(d.n);
         split_ms = std::max(
-            split_ms, estimate_locked(candidates[index].fingerprint, signature_of(piece), nullptr));
+            split_ms, estimate_locked(candidates[index].fingerprint, signature_of(piece), nullptr) +
+                          share * candidates[index].transfer_ms);
       }
       if (split_ms < kSplitGain * best.ms) {
         choice.parts = parts;
@@ -257,7 +309,8 @@ Choice Selector::choose(const std::vector<Candidate>& candidates, const Conv2dDe
     const auto s =
         std::find_if(scored.begin(), scored.end(), [&](auto& x) { return x.index == i; });
     line += (s->samples > 0 ? "learned " : "predicted ") + fmt_ms(s->ms) +
-            (s->samples > 0 ? " (" + std::to_string(s->samples) + " samples)" : " (cost model)");
+            (s->samples > 0 ? " (" + std::to_string(s->samples) + " samples" : " (cost model");
+    line += c.transfer_ms > 0 ? ", transfers " + fmt_ms(c.transfer_ms) + ")" : ")";
     const bool chosen = std::any_of(choice.parts.begin(), choice.parts.end(),
                                     [&](auto& p) { return p.first == i; });
     if (chosen && choice.explored)

@@ -18,6 +18,10 @@ struct Candidate {
   std::string name;         // "cpu:0"
   std::string fingerprint;  // keys the model and the learned data
   std::string unsupported;  // empty if the device can run the op
+  // What moving the operands to and from this device would cost (0 when
+  // they live there): Selector::transfer_estimate_ms of the bytes that would
+  // move, summed over the devices involved.
+  double transfer_ms = 0;
 };
 
 struct Choice {
@@ -34,11 +38,15 @@ class Selector {
   explicit Selector(std::string profile_path);
 
   bool has_model(const std::string& fingerprint) const;
-  void set_model(const std::string& fingerprint, const DeviceModel& model);
+  void set_model(const std::string& fingerprint, const DeviceModel& model,
+                 const TransferModel& transfers);
 
   // Best candidate for d, possibly a split of the batch, possibly an
   // exploration of a device whose data is stale (see selector.cpp).
-  Choice choose(const std::vector<Candidate>& candidates, const Conv2dDesc& d);
+  // allow_split: false when the operands live on a device (a split would
+  // copy them).
+  Choice choose(const std::vector<Candidate>& candidates, const Conv2dDesc& d,
+                bool allow_split = true);
 
   // A measured call: updates the device's correction for the op's bucket.
   // An explored measurement that disagrees with the estimate replaces it:
@@ -48,8 +56,17 @@ class Selector {
   void record(const std::string& fingerprint, const Conv2dDesc& d, double measured_ms,
               bool explored = false);
 
-  // Predicted time and whether learned data went into it.
+  // Measured host-device transfers of one call (bytes 0: none that way):
+  // updates the device's learned rates.
+  void record_transfer(const std::string& fingerprint, double upload_bytes, double upload_ms,
+                       double download_bytes, double download_ms);
+
+  // Predicted time of the op on operands already on the device (call
+  // overhead included), and whether learned data went into it.
   double estimate_ms(const std::string& fingerprint, const Conv2dDesc& d, int* samples) const;
+  // Predicted time to move the bytes between the host and the device.
+  double transfer_estimate_ms(const std::string& fingerprint, double upload_bytes,
+                              double download_bytes) const;
 
   // Writes the profile atomically; false (with one warning) if it cannot.
   bool save();
@@ -67,6 +84,7 @@ class Selector {
   std::string path_;
   mutable std::mutex mutex_;
   std::map<std::string, DeviceModel> models_;
+  std::map<std::string, TransferModel> transfers_;
   std::map<std::pair<std::string, std::string>, Learned> learned_;  // (fingerprint, bucket)
   std::map<std::string, int64_t> bucket_calls_;
   bool dirty_ = false;

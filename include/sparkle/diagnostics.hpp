@@ -39,10 +39,10 @@ namespace sparkle {
 
 // Validates the environment variables the core reads (SPARKLE_DEVICE,
 // SPARKLE_CACHE_*, SPARKLE_LOG_LEVEL, SPARKLE_VERBOSE,
-// SPARKLE_HOST_MEMORY_LIMIT) by one rule each, and warns about SPARKLE_*
-// names nobody reads. Throws Error(invalid_argument) naming the first bad
-// one; sparkle-run calls it first and exits 2. Backend variables
-// (SPARKLE_CPU_*, SPARKLE_GL_*, ...) are validated by their plugins.
+// SPARKLE_HOST_MEMORY_LIMIT, SPARKLE_PLAN_CACHE_CAPACITY) by one rule each, and warns about
+// SPARKLE_* names nobody reads. Throws Error(invalid_argument) naming the first bad one;
+// sparkle-run calls it first and exits 2. Backend variables (SPARKLE_CPU_*, SPARKLE_GL_*, ...) are
+// validated by their plugins.
 void check_environment();
 
 }  // namespace sparkle

@@ -8,6 +8,10 @@
 #include <span>
 #include <sparkle/conv2d.hpp>
 #include <sparkle/error.hpp>
+#include <sparkle/future.hpp>
+#include <sparkle/run.hpp>
+#include <sparkle/stream.hpp>
+#include <sparkle/tensor.hpp>
 #include <string>
 #include <vector>
 
@@ -40,34 +44,6 @@ struct DeviceProperties {
   std::vector<std::pair<std::string, std::string>> properties;
 };
 
-struct RunOptions {
-  // "auto", a backend name ("cpu", "opengl": its first device) or NAME:INDEX.
-  // Empty means SPARKLE_DEVICE, else "auto".
-  std::string device;
-  // Fill RunResult::explanation with why the device was chosen (also on
-  // when SPARKLE_VERBOSE contains "dispatch", which prints it on stderr).
-  bool explain = false;
-  // The caller promises that the weights at w.data() keep their values
-  // across calls (inference with fixed weights), as oneDNN's and PyTorch's
-  // pre-packed weights assume. Backends may then keep a packed copy of w,
-  // keyed by its address and shape, and skip re-reading it in its original
-  // layout. Each call re-checks a sample of the weights against that copy
-  // and re-packs when they differ, but a change that misses every sampled
-  // element is not seen: pass false (the default) whenever w may change.
-  bool constant_weights = false;
-};
-
-struct RunResult {
-  std::string device;     // the device that ran it; "a+b" when the batch was split
-  std::string kernel;     // the backend's kernel name
-  double device_ms = -1;  // device time when the device can time it, else -1
-  double wall_ms = 0;     // enqueue to completion, transfers included
-  // With RunOptions::explain under "auto": one line per candidate (predicted
-  // or learned time, why it won, lost or was unsupported), then
-  // "selected: <device>".
-  std::vector<std::string> explanation;
-};
-
 class Engine {
  public:
   Engine();
@@ -81,14 +57,56 @@ class Engine {
 
   // y = relu?(conv(x, w) + bias). Sizes of x, w, bias and y must match desc
   // exactly (bias empty unless desc.has_bias). Throws sparkle::Error.
+  // A submit followed by a wait.
   RunResult conv2d(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
                    std::span<const float> bias, std::span<float> y, const RunOptions& options = {});
+
+  // The same on device tensors (bias: an empty Tensor unless desc.has_bias).
+  // With every operand on one device and options.device "auto" (or that
+  // device) it runs there and moves no data through the host. Under "auto"
+  // the selector may pick another device when it expects that to be faster
+  // with the transfers counted; a named device gets copies of operands that
+  // live elsewhere.
+  RunResult conv2d(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const Tensor& y, const RunOptions& options = {});
+
+  // Asynchronous forms: validate now, queue the work and return at once.
+  // Work on one device runs in submission order; a convolution that reads a
+  // tensor an earlier one writes waits for it on the device. Host spans must
+  // stay valid until the future completes.
+  Future submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, const Tensor& bias,
+                const Tensor& y, const RunOptions& options = {});
+  Future submit(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
+                std::span<const float> bias, std::span<float> y, const RunOptions& options = {});
+
+  // A tensor of `shape` (1 to 4 dims, fp32) on `device` ("cpu", "opengl:0";
+  // not "auto": a tensor lives on one device). Uninitialised, or a copy of
+  // `data` (shape's element count).
+  Tensor tensor(const std::vector<int64_t>& shape, const std::string& device);
+  Tensor tensor(const std::vector<int64_t>& shape, std::span<const float> data,
+                const std::string& device);
+
+  // Host memory of `elements` floats that `device` moves at full speed (its
+  // staging memory, mapped), for stream inputs (HostUse::upload) or outputs
+  // (HostUse::readback).
+  HostMemory host_memory(size_t elements, const std::string& device, HostUse use);
+
+  // A stream of batches of desc through fixed weights (uploaded once): see
+  // stream.hpp. The device is chosen once, for the whole stream.
+  Stream stream(const Conv2dDesc& desc, std::span<const float> w, std::span<const float> bias,
+                const StreamOptions& options = {});
+
+  // Where a call's operands would be, for resolve_device: in host memory
+  // (each device is charged the transfers), or resident on whichever device
+  // runs it (tensors made there; no transfers).
+  enum class OperandPlacement { host, resident };
 
   // The device `conv2d` would use for desc under these options, without
   // running anything (under "auto", the selector's current best estimate,
   // without exploration or splitting). Throws like conv2d for an unknown
   // device.
-  std::string resolve_device(const Conv2dDesc& desc, const RunOptions& options = {});
+  std::string resolve_device(const Conv2dDesc& desc, const RunOptions& options = {},
+                             OperandPlacement placement = OperandPlacement::host);
 
   // Plans desc on the device it would run on (compiling its programs, which
   // the program cache then keeps) without running it. Returns the device.

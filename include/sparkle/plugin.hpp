@@ -5,6 +5,7 @@
 
 #include <sparkle/plugin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -35,6 +36,8 @@ class Buffer {
   // since 1.3: the persistent CPU address of staging memory (or of any
   // buffer of a host-memory device), or nullptr when there is none.
   virtual void* map() { return nullptr; }
+  // since 1.3: the size in bytes, for range checks (SIZE_MAX: unknown).
+  virtual size_t size() const { return SIZE_MAX; }
 };
 
 class Fence {
@@ -329,10 +332,10 @@ inline sparkle_status enqueue_copy(sparkle_queue q, sparkle_buffer src, size_t s
                                    sparkle_fence* out) {
   return guard([&] {
     const auto list = wait_list(waits, wait_count);
-    *out = to<sparkle_fence>(from<Queue>(q)
-                                 ->copy(from<Buffer>(src), src_offset, from<Buffer>(dst),
-                                        dst_offset, bytes, list)
-                                 .release());
+    *out = to<sparkle_fence>(
+        from<Queue>(q)
+            ->copy(from<Buffer>(src), src_offset, from<Buffer>(dst), dst_offset, bytes, list)
+            .release());
   });
 }
 inline sparkle_status enqueue_conv2d_on(sparkle_queue q, sparkle_plan p, sparkle_buffer x,

@@ -1,5 +1,6 @@
 // The oneTBB CPU backend: one device (the host), host-memory buffers that can
-// alias the caller's arrays, and synchronous execution on TBB's arena.
+// alias the caller's arrays, and execution on TBB's arena: synchronous for
+// v1.0 callers, or in order on ABI 1.3 queues (a worker thread each).
 #include <tbb/task_arena.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <sparkle/plugin.hpp>
+#include <sparkle/plugin_host_queue.hpp>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,8 @@ class HostBuffer final : public plugin::Buffer {
   }
   float* data() { return data_; }
   size_t bytes() const { return bytes_; }
+  void* map() override { return data_; }
+  size_t size() const override { return bytes_; }
 
  private:
   void check(size_t offset, size_t bytes, const char* what) const {
@@ -213,6 +217,15 @@ class CpuDevice final : public plugin::Device {
   }
   std::unique_ptr<plugin::Buffer> wrap_host(void* host, size_t bytes) override {
     return std::make_unique<HostBuffer>(host, bytes);
+  }
+  // Every kind is host memory here; staging is just memory with an address.
+  std::unique_ptr<plugin::Buffer> create_buffer_ex(const sparkle_buffer_desc& desc) override {
+    if (desc.kind > SPARKLE_MEMORY_READBACK)
+      throw Error(SPARKLE_INVALID_ARGUMENT, "unknown memory kind " + std::to_string(desc.kind));
+    return std::make_unique<HostBuffer>(desc.bytes);
+  }
+  std::unique_ptr<plugin::Queue> create_queue(uint32_t) override {
+    return std::make_unique<plugin::HostQueue>();
   }
   std::unique_ptr<plugin::Plan> plan_conv2d(const sparkle_conv2d_desc& d) override {
     return std::make_unique<GemmPlan>(d, selected_isa(), selected_orientation());

@@ -241,6 +241,7 @@ class GlBackend final : public plugin::Backend {
         {"max_shared_memory_bytes", std::to_string(info.max_shared_bytes)},
         {"max_shader_storage_block_bytes", std::to_string(info.max_ssbo_block_bytes)},
         {"timer_queries", info.timer_queries ? "yes" : "no"},
+        {"egl_fence_syncs", info.egl_syncs ? "yes" : "no"},
         {"program_binary_formats", info.binary_formats},
         {"egl_source", label},
     };

@@ -2,6 +2,7 @@
 #include "gl_context.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -118,7 +119,22 @@ GlContext::GlContext(EGLDisplay display, bool software_hint, std::string label)
       programs_(std::make_unique<ProgramCache>(program_cache_capacity())) {
   std::promise<void> ready;
   auto started = ready.get_future();
-  thread_ = std::thread(&GlContext::run, this, display, software_hint, std::move(ready));
+  thread_ =
+      std::thread(&GlContext::run, this, display, software_hint, EGL_NO_CONTEXT, std::move(ready));
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+GlContext::GlContext(const GlContext& share, std::string label)
+    : label_(std::move(label)), info_(share.info_), programs_(std::make_unique<ProgramCache>(1)) {
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread(&GlContext::run, this, share.display_, info_.software, share.context_,
+                        std::move(ready));
   try {
     started.get();
   } catch (...) {
@@ -155,11 +171,16 @@ void GlContext::push(std::function<void()> task) {
   cv_.notify_one();
 }
 
-void GlContext::run(EGLDisplay display, bool software_hint, std::promise<void> ready) {
+void GlContext::run(EGLDisplay display, bool software_hint, EGLContext share,
+                    std::promise<void> ready) {
   thread_id_ = std::this_thread::get_id();
   try {
-    create(display);
-    query_info(software_hint);
+    create(display, share);
+    // A shared context has the first one's driver and limits.
+    if (share == EGL_NO_CONTEXT) {
+      query_info(software_hint);
+      probe_egl_syncs();
+    }
   } catch (...) {
     destroy();
     ready.set_exception(std::current_exception());
@@ -180,7 +201,7 @@ void GlContext::run(EGLDisplay display, bool software_hint, std::promise<void> r
   destroy();
 }
 
-void GlContext::create(EGLDisplay display) {
+void GlContext::create(EGLDisplay display, EGLContext share) {
   display_ = display;
   if (eglBindAPI(EGL_OPENGL_API) != EGL_TRUE) {
     throw Error(SPARKLE_UNSUPPORTED,
@@ -202,7 +223,7 @@ void GlContext::create(EGLDisplay display) {
                             EGL_CONTEXT_OPENGL_PROFILE_MASK,
                             EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT,
                             EGL_NONE};
-  context_ = eglCreateContext(display, config, EGL_NO_CONTEXT, attribs);
+  context_ = eglCreateContext(display, config, share, attribs);
   if (context_ == EGL_NO_CONTEXT) {
     throw Error(SPARKLE_UNSUPPORTED, std::string("no OpenGL 4.5 core context: eglCreateContext: ") +
                                          egl_error_name(eglGetError()));
@@ -294,6 +315,25 @@ void GlContext::query_info(bool software_hint) {
   }
   gl.DeleteProgram(program);
   clear_gl_errors(gl);
+}
+
+void GlContext::probe_egl_syncs() {
+  // EGL 1.5 core syncs (eglCreateSync and friends); glad leaves them NULL
+  // on an older display. One real fence proves the driver takes them here.
+  info_.egl_syncs = false;
+  if (eglCreateSync == nullptr || eglClientWaitSync == nullptr || eglDestroySync == nullptr ||
+      eglWaitSync == nullptr)
+    return;
+  EGLint major = 0, minor = 0;
+  const char* v = eglQueryString(display_, EGL_VERSION);
+  if (v == nullptr || std::sscanf(v, "%d.%d", &major, &minor) != 2 || (major == 1 && minor < 5))
+    return;
+  EGLSync sync = eglCreateSync(display_, EGL_SYNC_FENCE, nullptr);
+  if (sync == EGL_NO_SYNC) return;
+  gl_.Flush();
+  const EGLint r = eglClientWaitSync(display_, sync, 0, 1000000000ull);
+  eglDestroySync(display_, sync);
+  info_.egl_syncs = r == EGL_CONDITION_SATISFIED;
 }
 
 void GlContext::destroy() {

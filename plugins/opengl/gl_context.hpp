@@ -40,6 +40,9 @@ struct GlInfo {
   int64_t max_ssbo_block_bytes = 0;
   bool timer_queries = false;  // GL_TIME_ELAPSED gives non-zero times
   bool software = false;       // llvmpipe / softpipe
+  // EGL 1.5 fence syncs work on this display: any thread can wait for GL
+  // work without the GL thread, and another context can wait on the device.
+  bool egl_syncs = false;
 };
 
 class GlContext {
@@ -47,6 +50,9 @@ class GlContext {
   // Starts the worker thread and creates the context there. Throws
   // plugin::Error when the display cannot give a GL 4.5 core context.
   GlContext(EGLDisplay display, bool software_hint, std::string label);
+  // A second context in `share`'s share group (buffers, programs and syncs
+  // are common), on a thread of its own: a transfer queue.
+  GlContext(const GlContext& share, std::string label);
   ~GlContext();
   GlContext(const GlContext&) = delete;
   GlContext& operator=(const GlContext&) = delete;
@@ -87,11 +93,13 @@ class GlContext {
 
   const GlInfo& info() const { return info_; }
   const std::string& label() const { return label_; }
+  EGLDisplay display() const { return display_; }
 
  private:
   void push(std::function<void()> task);
-  void run(EGLDisplay display, bool software_hint, std::promise<void> ready);
-  void create(EGLDisplay display);
+  void run(EGLDisplay display, bool software_hint, EGLContext share, std::promise<void> ready);
+  void create(EGLDisplay display, EGLContext share);
+  void probe_egl_syncs();
   void query_info(bool software_hint);
   void destroy();
 

@@ -8,6 +8,8 @@
 #include <limits>
 #include <string>
 
+#include "gl_queue.hpp"
+
 namespace sparkle::opengl {
 
 using plugin::Error;
@@ -94,8 +96,11 @@ int64_t product(std::initializer_list<int64_t> v) {
 
 // ---- GlBuffer ---------------------------------------------------------------
 
-GlBuffer::GlBuffer(std::shared_ptr<GlContext> ctx, size_t bytes)
+GlBuffer::GlBuffer(std::shared_ptr<GlContext> ctx, size_t bytes, sparkle_memory_kind kind)
     : ctx_(std::move(ctx)), bytes_(bytes) {
+  if (kind != SPARKLE_MEMORY_DEVICE && kind != SPARKLE_MEMORY_UPLOAD &&
+      kind != SPARKLE_MEMORY_READBACK)
+    throw Error(SPARKLE_INVALID_ARGUMENT, "unknown memory kind " + std::to_string(kind));
   // Buffers are bound whole as shader storage blocks, so a larger one could
   // never be used; NVIDIA would also accept a 1 TiB request without error.
   const auto limit = static_cast<uint64_t>(ctx_->info().max_ssbo_block_bytes);
@@ -105,30 +110,54 @@ GlBuffer::GlBuffer(std::shared_ptr<GlContext> ctx, size_t bytes)
                     "'s largest shader storage block (GL_MAX_SHADER_STORAGE_BLOCK_SIZE = " +
                     std::to_string(limit) + ")");
   }
-  id_ = ctx_->call([bytes](GlContext& c) {
+  struct Made {
+    GLuint id;
+    void* mapped;
+  };
+  const Made made = ctx_->call([bytes, kind](GlContext& c) {
     const auto& gl = c.gl();
     clear_gl_errors(gl);
     GLuint id = 0;
     gl.CreateBuffers(1, &id);
-    // Immutable storage: the driver places it in device memory up front
-    // (mutable GL_DYNAMIC_* buffers were seen to migrate, which made kernel
-    // times vary threefold on NVIDIA).
-    gl.NamedBufferStorage(id, static_cast<GLsizeiptr>(std::max<size_t>(bytes, 4)), nullptr,
-                          GL_DYNAMIC_STORAGE_BIT);
+    const auto size = static_cast<GLsizeiptr>(std::max<size_t>(bytes, 4));
+    void* mapped = nullptr;
+    if (kind == SPARKLE_MEMORY_DEVICE) {
+      // Immutable storage: the driver places it in device memory up front
+      // (mutable GL_DYNAMIC_* buffers were seen to migrate, which made
+      // kernel times vary threefold on NVIDIA).
+      gl.NamedBufferStorage(id, size, nullptr, GL_DYNAMIC_STORAGE_BIT);
+    } else {
+      // Staging in client memory, mapped once for good (as yuzu and
+      // Dolphin do): the copy engines reach PCIe speed from it, and a
+      // coherent mapping needs no flushes, only the fences the host waits
+      // on anyway.
+      const GLbitfield access =
+          (kind == SPARKLE_MEMORY_UPLOAD ? GL_MAP_WRITE_BIT : GL_MAP_READ_BIT) |
+          GL_MAP_PERSISTENT_BIT | GL_MAP_COHERENT_BIT;
+      gl.NamedBufferStorage(id, size, nullptr, access | GL_CLIENT_STORAGE_BIT);
+      mapped = gl.MapNamedBufferRange(id, 0, size, access);
+    }
     try {
       check_gl(gl, ("allocating a " + std::to_string(bytes) + "-byte buffer").c_str());
+      if (kind != SPARKLE_MEMORY_DEVICE && mapped == nullptr)
+        throw Error(SPARKLE_DEVICE_ERROR, "mapping a staging buffer failed");
     } catch (...) {
       gl.DeleteBuffers(1, &id);
       clear_gl_errors(gl);
       throw;
     }
-    return id;
+    // Other contexts of the share group (transfer queues) may use it next.
+    gl.Flush();
+    return Made{id, mapped};
   });
+  id_ = made.id;
+  mapped_ = made.mapped;
 }
 
 GlBuffer::~GlBuffer() {
   GLuint id = id_;
   // Queued behind any dispatch that still uses the buffer; no need to wait.
+  // Deleting a mapped buffer unmaps it.
   ctx_->submit([id](GlContext& c) { c.gl().DeleteBuffers(1, &id); });
 }
 
@@ -143,13 +172,12 @@ void GlBuffer::check_range(size_t offset, size_t bytes, const char* what) const 
 void GlBuffer::upload(size_t offset, const void* src, size_t bytes) {
   check_range(offset, bytes, "upload");
   if (bytes == 0) return;
+  // In order with the dispatches on the main context; a dispatch's timer
+  // query starts after the copy, so kernel times stay clean without a
+  // glFinish here.
   ctx_->call([&](GlContext& c) {
     c.gl().NamedBufferSubData(id_, static_cast<GLintptr>(offset), static_cast<GLsizeiptr>(bytes),
                               src);
-    // The copy is complete on the device when upload returns, so that a
-    // following dispatch's timer does not include it (the driver may run it
-    // asynchronously on a copy engine).
-    c.gl().Finish();
     check_gl(c.gl(), "buffer upload");
   });
 }
@@ -168,7 +196,17 @@ void GlBuffer::download(size_t offset, void* dst, size_t bytes) {
 
 namespace {
 
-// GL thread: waits for the sync, reads the timer, frees both.
+// Owner's GL thread: reads the timer (the work is complete) and frees it.
+void read_timer(GlContext& c, FenceState& st) {
+  if (st.query == 0) return;
+  GLuint64 ns = 0;
+  c.gl().GetQueryObjectui64v(st.query, GL_QUERY_RESULT, &ns);
+  c.gl().DeleteQueries(1, &st.query);
+  st.query = 0;
+  st.elapsed_ns = static_cast<int64_t>(ns);
+}
+
+// Owner's GL thread, without EGL syncs: waits for the GL sync.
 void finish_fence(GlContext& c, FenceState& st) {
   const auto& gl = c.gl();
   if (st.sync != nullptr) {
@@ -183,13 +221,7 @@ void finish_fence(GlContext& c, FenceState& st) {
       throw Error(SPARKLE_DEVICE_ERROR, "glClientWaitSync failed");
     }
   }
-  if (st.query != 0) {
-    GLuint64 ns = 0;
-    gl.GetQueryObjectui64v(st.query, GL_QUERY_RESULT, &ns);
-    gl.DeleteQueries(1, &st.query);
-    st.query = 0;
-    st.elapsed_ns = static_cast<int64_t>(ns);
-  }
+  read_timer(c, st);
   st.complete = true;
 }
 
@@ -202,21 +234,32 @@ void free_fence(GlContext& c, FenceState& st) {
 
 }  // namespace
 
-GlFence::GlFence(std::shared_ptr<GlContext> ctx, std::shared_future<void> submitted,
+FenceState::~FenceState() {
+  if (egl_sync != EGL_NO_SYNC) eglDestroySync(display, egl_sync);
+}
+
+GlFence::GlFence(std::shared_ptr<GlContext> owner, const GlContext* group,
                  std::shared_ptr<FenceState> state)
-    : ctx_(std::move(ctx)), submitted_(std::move(submitted)), state_(std::move(state)) {}
+    : owner_(std::move(owner)), group_(group), state_(std::move(state)) {}
 
 GlFence::~GlFence() {
-  if (state_->complete) return;
-  // Runs after the dispatch closure (the queue is FIFO).
-  ctx_->submit([st = state_](GlContext& c) { free_fence(c, *st); });
+  // The timer query and GL sync belong to the owner's thread; freed there,
+  // after the issuing closure (the queue is FIFO).
+  owner_->submit([st = state_](GlContext& c) { free_fence(c, *st); });
 }
 
 bool GlFence::poll() {
-  if (submitted_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
-  submitted_.get();  // a failed op throws: the trampoline reports "ready"
+  if (state_->submitted.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    return false;
+  state_->submitted.get();  // a failed op throws: the trampoline reports "ready"
   if (state_->complete) return true;
-  return ctx_->call([st = state_](GlContext& c) {
+  if (state_->egl_sync != EGL_NO_SYNC) {
+    if (eglClientWaitSync(state_->display, state_->egl_sync, 0, 0) != EGL_CONDITION_SATISFIED)
+      return false;
+    state_->complete = true;
+    return true;
+  }
+  return owner_->call([st = state_](GlContext& c) {
     if (st->sync != nullptr) {
       GLenum r = c.gl().ClientWaitSync(st->sync, GL_SYNC_FLUSH_COMMANDS_BIT, 0);
       if (r == GL_TIMEOUT_EXPIRED) return false;
@@ -227,12 +270,24 @@ bool GlFence::poll() {
 }
 
 void GlFence::wait() {
-  submitted_.get();
+  state_->submitted.get();
   if (state_->complete) return;
-  ctx_->call([st = state_](GlContext& c) { finish_fence(c, *st); });
+  if (state_->egl_sync != EGL_NO_SYNC) {
+    // On the caller's thread: the GL threads keep issuing meanwhile.
+    const EGLint r = eglClientWaitSync(state_->display, state_->egl_sync, 0, EGL_FOREVER);
+    if (r != EGL_CONDITION_SATISFIED)
+      throw Error(SPARKLE_DEVICE_ERROR, "eglClientWaitSync failed (" + std::to_string(r) + ")");
+    state_->complete = true;
+    return;
+  }
+  owner_->call([st = state_](GlContext& c) { finish_fence(c, *st); });
 }
 
-int64_t GlFence::elapsed_ns() { return state_->complete ? state_->elapsed_ns : -1; }
+int64_t GlFence::elapsed_ns() {
+  if (!state_->complete) return -1;
+  if (state_->elapsed_ns < 0) owner_->call([st = state_](GlContext& c) { read_timer(c, *st); });
+  return state_->elapsed_ns;
+}
 
 // ---- GlPlan -----------------------------------------------------------------
 
@@ -248,8 +303,8 @@ GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, 
   max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
 }
 
-std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer* w,
-                                               plugin::Buffer* bias, plugin::Buffer* y) {
+std::array<GLuint, 4> GlPlan::buffer_ids(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
+                                         plugin::Buffer* y) const {
   const auto& d = desc_;
   struct Arg {
     const char* name;
@@ -260,7 +315,7 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
                       {"w", w, d.k * (d.c / d.groups) * d.r * d.s},
                       {"bias", d.has_bias ? bias : nullptr, d.has_bias ? d.k : 0},
                       {"y", y, d.n * d.k * d.out_h * d.out_w}};
-  GLuint ids[4] = {0, 0, 0, 0};
+  std::array<GLuint, 4> ids = {0, 0, 0, 0};
   for (int i = 0; i < 4; ++i) {
     if (args[i].elements == 0) continue;
     auto* b = dynamic_cast<GlBuffer*>(args[i].buffer);
@@ -280,20 +335,18 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
     }
     ids[i] = b->id();
   }
+  return ids;
+}
 
-  auto state = std::make_shared<FenceState>();
-  // The closure holds the programs: a plan destroyed before the dispatch runs
-  // cannot delete them under it.
+std::function<void(GlContext&)> GlPlan::recorder(const std::array<GLuint, 4>& ids) const {
   const ProgramPtr main_program = program_, reduce_program_ref = reduce_program_;
   const GLuint workspace = workspace_ ? workspace_->id() : 0;
   const uint64_t main_groups = kernel_.total_groups, reduce_groups = kernel_.reduce_groups;
   const uint64_t max_x = max_groups_x_, max_y = max_groups_y_;
-  std::future<void> submitted = ctx_->submit([=](GlContext& c) {
+  return [=](GlContext& c) {
     const GLuint program = main_program->id();
     const GLuint reduce_program = reduce_program_ref ? reduce_program_ref->id() : 0;
     const auto& gl = c.gl();
-    const bool timer = c.info().timer_queries;
-    clear_gl_errors(gl);
     // Grids larger than the driver allows run as several dispatches; the
     // shader adds u_group_offset to its linear work group index.
     auto dispatch = [&](GLuint prog, uint64_t total) {
@@ -307,11 +360,6 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
         row += gy;
       }
     };
-    if (timer) {
-      gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
-      gl.BeginQuery(GL_TIME_ELAPSED, state->query);
-    }
-    const auto t0 = std::chrono::steady_clock::now();
     gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, ids[0]);
     gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 1, ids[1]);
     if (ids[2] != 0) gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 2, ids[2]);
@@ -327,26 +375,15 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
       gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
       dispatch(program, main_groups);
     }
+    // Later dispatches and copies (on any context of the group) see y.
     gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT);
-    if (timer) {
-      gl.EndQuery(GL_TIME_ELAPSED);
-      state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
-      gl.Flush();
-    } else {
-      gl.Finish();
-      state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - t0)
-                              .count();
-      state->complete = true;
-    }
-    try {
-      check_gl(gl, ("conv2d dispatch of " + std::string(c.label())).c_str());
-    } catch (...) {
-      free_fence(c, *state);
-      throw;
-    }
-  });
-  return std::make_unique<GlFence>(ctx_, submitted.share(), state);
+  };
+}
+
+std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer* w,
+                                               plugin::Buffer* bias, plugin::Buffer* y) {
+  GlQueue queue(ctx_, ctx_);
+  return queue.conv2d(this, x, w, bias, y, {});
 }
 
 // ---- GlDevice ---------------------------------------------------------------
@@ -382,6 +419,20 @@ void GlDevice::check_supported(const sparkle_conv2d_desc& d) {
 
 std::unique_ptr<plugin::Buffer> GlDevice::create_buffer(size_t bytes) {
   return std::make_unique<GlBuffer>(ctx_, bytes);
+}
+
+std::unique_ptr<plugin::Buffer> GlDevice::create_buffer_ex(const sparkle_buffer_desc& desc) {
+  return std::make_unique<GlBuffer>(ctx_, desc.bytes, static_cast<sparkle_memory_kind>(desc.kind));
+}
+
+std::unique_ptr<plugin::Queue> GlDevice::create_queue(uint32_t flags) {
+  if ((flags & SPARKLE_QUEUE_TRANSFER) != 0 && transfer_queues_enabled(ctx_->info())) {
+    auto ctx = std::make_shared<GlContext>(
+        *ctx_, ctx_->label() + " transfer " + std::to_string(++transfer_contexts_));
+    plugin::log(SPARKLE_LOG_DEBUG, "transfer queue on a shared context: " + ctx->label());
+    return std::make_unique<GlQueue>(std::move(ctx), ctx_);
+  }
+  return std::make_unique<GlQueue>(ctx_, ctx_);
 }
 
 std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -50,6 +51,12 @@ int64_t int_option(const po::variables_map& vm, const std::string& name) {
 
 Json json_text(const std::string& s) { return valid_utf8(s); }
 
+std::string json_string(const std::string& s) {
+  return json_text(s).dump(-1, ' ', false, Json::error_handler_t::strict);
+}
+
+std::string json_number(double v) { return std::isfinite(v) ? Json(v).dump() : "null"; }
+
 void print_json(const Json& j) {
   // strict: every string went through json_text, so a throw here is a bug.
   std::cout << j.dump(-1, ' ', false, Json::error_handler_t::strict) << "\n";
@@ -82,12 +89,19 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
     if (t.last.device_ms > 0) device_ms.push_back(t.last.device_ms);
     wall_ms.push_back(t.last.wall_ms);
   }
-  t.device_timed = !wall_only && !device_ms.empty() && device_ms.size() == wall_ms.size();
+  const bool every_run_timed = !device_ms.empty() && device_ms.size() == wall_ms.size();
+  t.device_timed = !wall_only && every_run_timed;
+  t.wall_ms = median(wall_ms);
+  if (every_run_timed) t.kernel_ms = median(device_ms);
+  t.ms = t.device_timed ? t.kernel_ms : t.wall_ms;
   const auto& used = t.device_timed ? device_ms : wall_ms;
-  t.ms = median(used);
   t.min_ms = *std::min_element(used.begin(), used.end());
   t.max_ms = *std::max_element(used.begin(), used.end());
   return t;
+}
+
+void check_fits_in_memory(const std::string& name, int64_t elements) {
+  check_host_budget(name, float_bytes(elements));
 }
 
 std::shared_ptr<void> limit_threads(const po::variables_map& vm) {

@@ -23,6 +23,7 @@ int run_devices(int argc, char** argv);
 int run_conv2d(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_cache(int argc, char** argv);
+int run_stream(int argc, char** argv);
 // JSON objects keep their keys in the order written (nlohmann::json sorts).
 using Json = nlohmann::ordered_json;
 
@@ -45,6 +46,10 @@ int64_t int_option(const boost::program_options::variables_map& vm, const std::s
 Json json_text(const std::string& s);
 // Prints one JSON document on its own line.
 void print_json(const Json& j);
+// The same rules for output assembled as text: a JSON string (invalid
+// UTF-8 escaped as above) and a number (NaN and infinities as null).
+std::string json_string(const std::string& s);
+std::string json_number(double v);
 
 // Uniform in [-1, 1), reproducible from seed.
 std::vector<float> random_tensor(int64_t count, uint64_t seed);
@@ -53,8 +58,12 @@ double median(std::vector<double> values);
 struct Timing {
   RunResult last;
   double ms = 0;  // median over the timed runs
-  double min_ms = 0, max_ms = 0;
+  // Fastest and slowest timed run on the clock of `ms`; -1 where only an
+  // aggregate was measured (bench --resident).
+  double min_ms = -1, max_ms = -1;
   bool device_timed = false;  // device timer (GPU queries) rather than wall time
+  double wall_ms = 0;         // median wall time per run
+  double kernel_ms = -1;      // median device time per run, -1 when not every run had one
 };
 // warmup untimed runs, then repeat timed ones. Device time is used only when
 // every timed run had it, so that the median never mixes the two clocks.
@@ -62,6 +71,27 @@ Timing time_conv2d(Engine& engine, const Conv2dDesc& d, const std::vector<float>
                    const std::vector<float>& w, const std::vector<float>& bias,
                    std::vector<float>& y, const RunOptions& run, int64_t warmup, int64_t repeat,
                    bool wall_only = false);
+
+// One layer of `bench --resident`: its tensors, made on the device that runs
+// it before any timing.
+struct ResidentLayer {
+  Conv2dDesc desc;
+  std::string device;
+  Tensor x, w, bias, y;
+};
+// Places each layer (the named device, or under auto the one the selector
+// expects fastest with resident operands) and fills its tensors.
+std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>& layers,
+                                        const RunOptions& run, uint64_t seed, bool quiet);
+// warmup untimed runs, then `repeat` submitted back to back and waited for
+// once: wall = elapsed / repeat, kernel = median device time.
+Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
+                     bool wall_only);
+
+// Refuses a tensor the host cannot hold now (sparkle::check_host_budget),
+// naming it, so that a huge but representable shape fails cleanly instead
+// of in the allocator or the OOM killer.
+void check_fits_in_memory(const std::string& name, int64_t elements);
 
 // --threads N (N >= 1): at most N threads for the CPU backend in this
 // process, through oneTBB's global_control (the plugin shares libtbb with

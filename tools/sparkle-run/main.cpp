@@ -22,6 +22,7 @@ const char* kUsage =
     "  conv2d    run one convolution, time it, optionally check it\n"
     "  bench     run a suite of layers (ResNet-50 v1.5, a shapes file or a benchdnn batch)\n"
     "  cache     stats, list, clear or warm the persistent program cache\n"
+    "  stream    one convolution over a stream of batches: synchronous vs pipelined\n"
     "\n"
     "'sparkle-run <command> --help' lists a command's options.\n";
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
     if (command == "conv2d") return sparkle::cli::run_conv2d(argc - 1, argv + 1);
     if (command == "bench") return sparkle::cli::run_bench(argc - 1, argv + 1);
     if (command == "cache") return sparkle::cli::run_cache(argc - 1, argv + 1);
+    if (command == "stream") return sparkle::cli::run_stream(argc - 1, argv + 1);
     return fail(2, "unknown command '" + command + "' (try --help)");
   } catch (const sparkle::cli::UsageError& e) {
     return fail(2, e.what());

@@ -8,7 +8,7 @@ usage: make_docs.py man|bash CLI.md ENVIRONMENT.md VERSION OUT
 import re
 import sys
 
-COMMANDS = ["devices", "conv2d", "bench", "cache"]
+COMMANDS = ["devices", "conv2d", "bench", "cache", "stream"]
 CACHE_ACTIONS = ["stats", "list", "clear", "warm"]
 
 
@@ -46,6 +46,7 @@ def man(cli, env, version):
            ".B sparkle-run conv2d\n[\\fIoptions\\fR]", ".br",
            ".B sparkle-run bench\n[\\fIoptions\\fR]", ".br",
            ".B sparkle-run cache\nstats|list|clear|warm [\\fIoptions\\fR]", ".br",
+           ".B sparkle-run stream\n[\\fIoptions\\fR]", ".br",
            ".B sparkle-run --version",
            ".SH DESCRIPTION",
            "sparkle runs fp32 NCHW convolutions on the CPU (oneTBB), on any GPU with an "

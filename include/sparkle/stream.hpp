@@ -1,0 +1,48 @@
+// sparkle::Stream: one convolution applied to a stream of batches with the
+// weights kept on the device and several batches in flight, so that the
+// upload of batch i+1 and the readback of batch i-1 overlap the compute of
+// batch i (Engine::stream).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <sparkle/future.hpp>
+#include <sparkle/run.hpp>
+#include <string>
+
+namespace sparkle {
+
+namespace exec {
+class StreamState;
+}
+
+struct StreamOptions {
+  RunOptions run;  // device choice (auto: the fastest for this op with host data)
+  int slots = 3;   // batches in flight, each with its own device buffers
+};
+
+class Stream {
+ public:
+  Stream();
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
+  ~Stream();  // waits for the work in flight
+
+  // Queues y = conv(x) for one batch. x and y must hold the descriptor's
+  // input and output elements and stay valid until the future completes;
+  // blocks only while every slot is busy. Inputs and outputs in HostMemory
+  // of the stream's device move without an extra copy.
+  Future submit(std::span<const float> x, std::span<float> y);
+  // Waits for every batch submitted so far.
+  void drain();
+
+  const std::string& device() const;
+  int slots() const;
+
+  explicit Stream(std::unique_ptr<exec::StreamState> state);
+
+ private:
+  std::unique_ptr<exec::StreamState> state_;
+};
+
+}  // namespace sparkle

@@ -1,0 +1,261 @@
+// `sparkle-run stream`: one convolution over a stream of batches, run
+// synchronously (a submit and a wait per batch) and pipelined through
+// Engine::stream (several batches in flight), with inputs and outputs in
+// engine-owned host memory and in ordinary memory. Reports the time per
+// batch, the per-stage times (upload, compute, download) and their bound
+// max(upload, compute, download), and checks every pipelined output bit for
+// bit against the synchronous one.
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "cli.hpp"
+
+namespace po = boost::program_options;
+
+namespace sparkle::cli {
+namespace {
+
+double since_ms(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+struct Stages {
+  double upload = -1, compute = -1, download = -1;
+  double bound() const { return std::max({upload, compute, download}); }
+};
+
+// Medians of the stage times the results report (-1: stage absent).
+Stages stages_of(const std::vector<RunResult>& results) {
+  std::vector<double> up, comp, down;
+  for (const auto& r : results) {
+    if (r.upload_ms >= 0) up.push_back(r.upload_ms);
+    comp.push_back(r.device_ms >= 0 ? r.device_ms : r.wall_ms);
+    if (r.download_ms >= 0) down.push_back(r.download_ms);
+  }
+  Stages s;
+  if (!up.empty()) s.upload = median(up);
+  s.compute = median(comp);
+  if (!down.empty()) s.download = median(down);
+  return s;
+}
+
+struct Run {
+  std::string name;
+  std::vector<double> per_batch_ms;  // one per round
+  Stages stages;
+  bool identical = true;
+};
+
+std::string stages_json(const Stages& s) {
+  return "{\"upload_ms\":" + json_number(s.upload) + ",\"compute_ms\":" + json_number(s.compute) +
+         ",\"download_ms\":" + json_number(s.download) + ",\"bound_ms\":" + json_number(s.bound()) +
+         "}";
+}
+
+}  // namespace
+
+int run_stream(int argc, char** argv) {
+  po::options_description opts(
+      "sparkle-run stream --shape N,C,H,W --filter K,R,S [conv flags] [--batches 64] [--slots 3]\n"
+      "                   [--device D] [--memory both|engine|ordinary] [--rounds 3] [--json]");
+  opts.add_options()("help,h", "show this help")("shape", po::value<std::string>(),
+                                                 "input of one batch, N,C,H,W")(
+      "filter", po::value<std::string>(), "K,R,S filters")("bias-random", "random bias")(
+      "stride", po::value<std::string>()->default_value("1"), "S or SH,SW")(
+      "pad", po::value<std::string>()->default_value("0"), "P, PH,PW or PT,PL,PB,PR")(
+      "dilation", po::value<std::string>()->default_value("1"), "D or DH,DW")(
+      "groups", po::value<std::string>()->default_value("1"), "channel groups")(
+      "relu", "fuse max(0, y)")("batches", po::value<std::string>()->default_value("64"),
+                                "batches in the stream")(
+      "slots", po::value<std::string>()->default_value("3"), "batches in flight (1 to 64)")(
+      "device", po::value<std::string>()->default_value(""),
+      "auto, a backend or NAME:INDEX; default SPARKLE_DEVICE or auto")(
+      "memory", po::value<std::string>()->default_value("both"),
+      "where pipelined batches live: engine (Engine::host_memory, no staging copy), ordinary "
+      "(std::vector), or both")("rounds", po::value<std::string>()->default_value("3"),
+                                "rounds of (synchronous, pipelined...), medians reported")(
+      "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
+      "json", "print one JSON object")("quiet", "no progress lines on stderr");
+  const po::variables_map vm = parse_options(argc, argv, opts);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  if (!vm.count("shape") || !vm.count("filter"))
+    throw UsageError("give --shape N,C,H,W and --filter K,R,S");
+  auto one = [&](const char* name) {
+    return parse_int_list(vm[name].as<std::string>(), name, {1})[0];
+  };
+  Conv2dDesc d;
+  const auto s = parse_int_list(vm["shape"].as<std::string>(), "shape", {4});
+  d.n = s[0], d.c = s[1], d.h = s[2], d.w = s[3];
+  const auto f = parse_int_list(vm["filter"].as<std::string>(), "filter", {3});
+  d.k = f[0], d.r = f[1], d.s = f[2];
+  const auto stride = parse_int_list(vm["stride"].as<std::string>(), "stride", {1, 2});
+  d.stride_h = stride[0], d.stride_w = stride.back();
+  auto pad = parse_int_list(vm["pad"].as<std::string>(), "pad", {1, 2, 4});
+  if (pad.size() == 1) pad = {pad[0], pad[0], pad[0], pad[0]};
+  if (pad.size() == 2) pad = {pad[0], pad[1], pad[0], pad[1]};
+  d.pad_top = pad[0], d.pad_left = pad[1], d.pad_bottom = pad[2], d.pad_right = pad[3];
+  const auto dil = parse_int_list(vm["dilation"].as<std::string>(), "dilation", {1, 2});
+  d.dilation_h = dil[0], d.dilation_w = dil.back();
+  d.groups = one("groups");
+  d.relu = vm.count("relu") > 0;
+  d.has_bias = vm.count("bias-random") > 0;
+  d.validate();
+  const int64_t batches = one("batches"), slots = one("slots"), rounds = one("rounds"),
+                seed = one("seed");
+  if (batches < 1 || batches > 100000)
+    throw UsageError("batches=" + std::to_string(batches) + " must be from 1 to 100000");
+  if (slots < 1 || slots > 64)
+    throw UsageError("slots=" + std::to_string(slots) + " must be from 1 to 64");
+  if (rounds < 1 || rounds > 100)
+    throw UsageError("rounds=" + std::to_string(rounds) + " must be from 1 to 100");
+  const std::string memory = vm["memory"].as<std::string>();
+  if (memory != "both" && memory != "engine" && memory != "ordinary")
+    throw UsageError("memory='" + memory + "' must be both, engine or ordinary");
+  const bool json = vm.count("json") > 0, quiet = vm.count("quiet") > 0;
+
+  const auto x_count = static_cast<size_t>(d.input_elements());
+  const auto y_count = static_cast<size_t>(d.output_elements());
+  check_fits_in_memory(
+      "the stream's inputs and outputs",
+      static_cast<int64_t>((x_count + 3 * y_count) * static_cast<size_t>(batches)));
+
+  Engine engine;
+  RunOptions run;
+  run.device = vm["device"].as<std::string>();
+  const std::string device = engine.resolve_device(d, run);
+  run.device = device;
+
+  // All data before any timing: inputs, weights, and the synchronous
+  // outputs every pipelined one is checked against.
+  const auto w = random_tensor(d.weight_elements(), static_cast<uint64_t>(seed) * 7 + 1);
+  const auto b = random_tensor(d.bias_elements(), static_cast<uint64_t>(seed) * 7 + 2);
+  std::vector<float> xs(x_count * static_cast<size_t>(batches));
+  for (int64_t i = 0; i < batches; ++i) {
+    const auto x = random_tensor(d.input_elements(), static_cast<uint64_t>(seed) * 7919 + i);
+    std::memcpy(xs.data() + static_cast<size_t>(i) * x_count, x.data(), x_count * sizeof(float));
+  }
+  auto x_of = [&](std::span<const float> all, int64_t i) {
+    return all.subspan(static_cast<size_t>(i) * x_count, x_count);
+  };
+  auto y_of = [&](std::span<float> all, int64_t i) {
+    return all.subspan(static_cast<size_t>(i) * y_count, y_count);
+  };
+  std::vector<float> y_sync(y_count * static_cast<size_t>(batches));
+  std::vector<float> y_ordinary(memory != "engine" ? y_sync.size() : 0);
+  HostMemory x_engine, y_engine;
+  if (memory != "ordinary") {
+    x_engine = engine.host_memory(xs.size(), device, HostUse::upload);
+    y_engine = engine.host_memory(y_sync.size(), device, HostUse::readback);
+    std::memcpy(x_engine.data(), xs.data(), xs.size() * sizeof(float));
+  }
+  StreamOptions so;
+  so.run = run;
+  so.slots = static_cast<int>(slots);
+  Stream stream = engine.stream(d, w, b, so);
+
+  Run sync{"synchronous", {}, {}, true};
+  std::vector<Run> piped;
+  if (memory != "ordinary") piped.push_back({"pipelined, engine-owned memory", {}, {}, true});
+  if (memory != "engine") piped.push_back({"pipelined, ordinary memory", {}, {}, true});
+
+  // Warm-up: compiles, pools, clocks.
+  for (int64_t i = 0; i < std::min<int64_t>(batches, 4); ++i)
+    engine.conv2d(d, x_of(xs, i), w, b, y_of(y_sync, i), run);
+
+  std::vector<RunResult> results(static_cast<size_t>(batches));
+  for (int64_t round = 0; round < rounds; ++round) {
+    auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < batches; ++i)
+      results[static_cast<size_t>(i)] = engine.conv2d(d, x_of(xs, i), w, b, y_of(y_sync, i), run);
+    sync.per_batch_ms.push_back(since_ms(start) / static_cast<double>(batches));
+    sync.stages = stages_of(results);
+    for (auto& p : piped) {
+      const bool owned = p.name.find("engine") != std::string::npos;
+      std::span<const float> in = owned ? std::span<const float>(x_engine.span()) : xs;
+      std::span<float> out = owned ? y_engine.span() : std::span<float>(y_ordinary);
+      std::fill(out.begin(), out.end(), std::numeric_limits<float>::quiet_NaN());
+      std::vector<Future> futures;
+      futures.reserve(static_cast<size_t>(batches));
+      start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < batches; ++i)
+        futures.push_back(stream.submit(x_of(in, i), y_of(out, i)));
+      for (int64_t i = 0; i < batches; ++i) results[static_cast<size_t>(i)] = futures[i].wait();
+      p.per_batch_ms.push_back(since_ms(start) / static_cast<double>(batches));
+      p.stages = stages_of(results);
+      p.identical =
+          p.identical && std::memcmp(out.data(), y_sync.data(), y_sync.size() * sizeof(float)) == 0;
+    }
+    if (!quiet) {
+      std::fprintf(stderr, "[round %lld/%lld] synchronous %.3f ms/batch", (long long)(round + 1),
+                   (long long)rounds, sync.per_batch_ms.back());
+      for (const auto& p : piped)
+        std::fprintf(stderr, ", %s %.3f ms/batch", p.name.c_str(), p.per_batch_ms.back());
+      std::fprintf(stderr, "\n");
+    }
+  }
+  const double bound = sync.stages.bound();
+  bool all_identical = true;
+  for (const auto& p : piped) all_identical = all_identical && p.identical;
+
+  const double flops = d.flops();
+  if (json) {
+    std::string out =
+        "{\"device\":" + json_string(device) + ",\"desc\":" + json_string(d.to_string()) +
+        ",\"batches\":" + std::to_string(batches) + ",\"slots\":" + std::to_string(slots) +
+        ",\"rounds\":" + std::to_string(rounds) +
+        ",\"gflop_per_batch\":" + json_number(flops / 1e9) +
+        ",\"synchronous\":{\"ms_per_batch\":" + json_number(median(sync.per_batch_ms)) +
+        ",\"rounds_ms\":[";
+    for (size_t i = 0; i < sync.per_batch_ms.size(); ++i)
+      out += (i ? "," : "") + json_number(sync.per_batch_ms[i]);
+    out += "],\"stages\":" + stages_json(sync.stages) + "},\"pipelined\":[";
+    for (size_t k = 0; k < piped.size(); ++k) {
+      const auto& p = piped[k];
+      out += (k ? "," : "") + std::string("{\"memory\":") +
+             json_string(p.name.find("engine") != std::string::npos ? "engine" : "ordinary") +
+             ",\"ms_per_batch\":" + json_number(median(p.per_batch_ms)) + ",\"rounds_ms\":[";
+      for (size_t i = 0; i < p.per_batch_ms.size(); ++i)
+        out += (i ? "," : "") + json_number(p.per_batch_ms[i]);
+      out += "],\"over_bound\":" + json_number(median(p.per_batch_ms) / bound) +
+             ",\"stages\":" + stages_json(p.stages) +
+             ",\"identical\":" + (p.identical ? "true" : "false") + "}";
+    }
+    out += "],\"bound_ms\":" + json_number(bound) +
+           ",\"outputs_identical\":" + (all_identical ? "true" : "false") + "}";
+    std::cout << out << "\n";
+  } else {
+    std::printf("stream of %lld batches of %s on %s, %lld slots, %lld rounds (medians)\n",
+                (long long)batches, d.to_string().c_str(), device.c_str(), (long long)slots,
+                (long long)rounds);
+    auto stage = [](double v) {
+      char buf[32];
+      if (v < 0)
+        std::snprintf(buf, sizeof buf, "%9s", "-");
+      else
+        std::snprintf(buf, sizeof buf, "%9.3f", v);
+      return std::string(buf);
+    };
+    std::printf("%-32s %12s %9s %9s %9s %8s\n", "", "ms/batch", "upload", "compute", "download",
+                "/bound");
+    std::printf("%-32s %12.3f %s %s %s %8.2f\n", "synchronous", median(sync.per_batch_ms),
+                stage(sync.stages.upload).c_str(), stage(sync.stages.compute).c_str(),
+                stage(sync.stages.download).c_str(), median(sync.per_batch_ms) / bound);
+    for (const auto& p : piped)
+      std::printf("%-32s %12.3f %s %s %s %8.2f\n", p.name.c_str(), median(p.per_batch_ms),
+                  stage(p.stages.upload).c_str(), stage(p.stages.compute).c_str(),
+                  stage(p.stages.download).c_str(), median(p.per_batch_ms) / bound);
+    std::printf("bound max(upload, compute, download) of the synchronous stages: %.3f ms\n", bound);
+    std::printf("outputs: %s\n", all_identical
+                                     ? "every pipelined output bit-identical to the synchronous one"
+                                     : "MISMATCH between pipelined and synchronous outputs");
+  }
+  return all_identical ? 0 : 1;
+}
+
+}  // namespace sparkle::cli

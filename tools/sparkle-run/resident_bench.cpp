@@ -1,0 +1,60 @@
+// `bench --resident`: layers on device tensors, timed as a pipeline would
+// run them (submitted back to back, one wait).
+#include <chrono>
+#include <cstdio>
+
+#include "cli.hpp"
+
+namespace sparkle::cli {
+
+std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>& layers,
+                                        const RunOptions& run, uint64_t seed, bool quiet) {
+  std::vector<ResidentLayer> out;
+  out.reserve(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Conv2dDesc& d = layers[i].desc;
+    ResidentLayer r;
+    r.desc = d;
+    r.device = engine.resolve_device(d, run, Engine::OperandPlacement::resident);
+    const uint64_t s = seed * 1000 + i * 3;
+    r.x = engine.tensor({d.n, d.c, d.h, d.w}, random_tensor(d.input_elements(), s), r.device);
+    r.w = engine.tensor({d.k, d.c / d.groups, d.r, d.s}, random_tensor(d.weight_elements(), s + 1),
+                        r.device);
+    if (d.has_bias)
+      r.bias = engine.tensor({d.k}, random_tensor(d.bias_elements(), s + 2), r.device);
+    r.y = engine.tensor({d.n, d.k, d.out_h(), d.out_w()}, r.device);
+    if (!quiet)
+      std::fprintf(stderr, "placed %zu/%zu %s on %s\n", i + 1, layers.size(),
+                   layers[i].name.c_str(), r.device.c_str());
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
+                     bool wall_only) {
+  RunOptions run;
+  run.device = layer.device;
+  Timing t;
+  for (int64_t i = 0; i < warmup; ++i)
+    t.last = engine.conv2d(layer.desc, layer.x, layer.w, layer.bias, layer.y, run);
+  std::vector<Future> futures;
+  futures.reserve(static_cast<size_t>(repeat));
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < repeat; ++i)
+    futures.push_back(engine.submit(layer.desc, layer.x, layer.w, layer.bias, layer.y, run));
+  std::vector<double> device_ms;
+  for (auto& f : futures) {
+    t.last = f.wait();
+    if (t.last.device_ms > 0) device_ms.push_back(t.last.device_ms);
+  }
+  t.wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      static_cast<double>(repeat);
+  if (!device_ms.empty() && device_ms.size() == futures.size()) t.kernel_ms = median(device_ms);
+  t.device_timed = !wall_only && t.kernel_ms > 0;
+  t.ms = t.device_timed ? t.kernel_ms : t.wall_ms;
+  return t;
+}
+
+}  // namespace sparkle::cli
