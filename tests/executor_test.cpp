@@ -71,11 +71,15 @@ TEST_CASE("a 64-batch stream gives outputs bit-identical to synchronous runs, in
     CHECK(cmp.non_finite == 0);
     CHECK(cmp.max_rel_error <= kTolerance);
 
-    for (int slots : {1, 3}) {
+    for (auto [slots, transfer] :
+         {std::pair{1, StreamTransfer::copy}, std::pair{3, StreamTransfer::copy},
+          std::pair{3, StreamTransfer::direct}}) {
       CAPTURE(slots);
+      CAPTURE(transfer == StreamTransfer::direct);
       StreamOptions so;
       so.run = on(device);
       so.slots = slots;
+      so.transfer = transfer;
       Stream stream = engine.stream(d, w, b, so);
       CHECK(stream.slots() == slots);
       std::vector<std::vector<float>> ys(kBatches, test::poisoned(d.output_elements()));
@@ -97,19 +101,25 @@ TEST_CASE("a 64-batch stream gives outputs bit-identical to synchronous runs, in
     REQUIRE(in.size() == x_count * kBatches);
     for (int i = 0; i < kBatches; ++i)
       std::memcpy(in.data() + i * x_count, xs[i].data(), x_count * sizeof(float));
-    std::fill(out.data(), out.data() + out.size(), std::numeric_limits<float>::quiet_NaN());
-    StreamOptions so;
-    so.run = on(device);
-    Stream stream = engine.stream(d, w, b, so);
-    std::vector<Future> futures;
-    for (int i = 0; i < kBatches; ++i)
-      futures.push_back(stream.submit(in.span().subspan(i * x_count, x_count),
-                                      out.span().subspan(i * y_count, y_count)));
-    stream.drain();
-    for (int i = 0; i < kBatches; ++i) {
-      CHECK(futures[i].ready());
-      futures[i].wait();
-      CHECK(same_bits(want[i], out.span().subspan(i * y_count, y_count)));
+    // Direct streams use a span in place only at its memory's start; the
+    // others go through slot staging. Both must give the same bits.
+    for (auto transfer : {StreamTransfer::copy, StreamTransfer::direct}) {
+      CAPTURE(transfer == StreamTransfer::direct);
+      std::fill(out.data(), out.data() + out.size(), std::numeric_limits<float>::quiet_NaN());
+      StreamOptions so;
+      so.run = on(device);
+      so.transfer = transfer;
+      Stream stream = engine.stream(d, w, b, so);
+      std::vector<Future> futures;
+      for (int i = 0; i < kBatches; ++i)
+        futures.push_back(stream.submit(in.span().subspan(i * x_count, x_count),
+                                        out.span().subspan(i * y_count, y_count)));
+      stream.drain();
+      for (int i = 0; i < kBatches; ++i) {
+        CHECK(futures[i].ready());
+        futures[i].wait();
+        CHECK(same_bits(want[i], out.span().subspan(i * y_count, y_count)));
+      }
     }
   }
 }

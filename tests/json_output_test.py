@@ -45,7 +45,8 @@ def main():
                        ":" + os.path.join(tmp, "missing"))
     conv = ["conv2d", "--shape", "1,4,6,6", "--filter", "4,3,3", "--repeat", "1", "--warmup", "0",
             "--json"]
-    bench = ["bench", "--shapes", shapes, "--repeat", "1", "--warmup", "0", "--json", "--quiet"]
+    bench = ["bench", "--shapes", shapes, "--repeat", "1", "--warmup", "0", "--spinup", "0",
+             "--json", "--quiet"]
     cases = [
         ("devices", ["devices", "--json"], lambda d: "plugins" in d and "devices" in d),
         ("conv2d", conv, lambda d: d["ms"] > 0 and "explanation" not in d and "cache" not in d),
@@ -67,11 +68,11 @@ def main():
          and any("misnamed.so is not loaded" in h for h in d["hints"])
          and d["environment"]["SPARKLE_CACHE_DIR"], verbose_env),
         ("bench --batch-file", ["bench", "--batch-file", batch, "--repeat", "1", "--warmup", "0",
-                                "--json", "--quiet"],
+                                "--spinup", "0", "--json", "--quiet"],
          lambda d: [l["name"] for l in d["layers"]] == ["a", "b"]
          and d["layers"][0]["desc"].endswith("_b1_r0")),
         ("stream", ["stream", "--shape", "1,4,6,6", "--filter", "4,3,3", "--batches", "4",
-                    "--rounds", "1", "--json", "--quiet"], lambda d: "device" in d),
+                    "--rounds", "1", "--spinup", "0", "--json", "--quiet"], lambda d: "device" in d),
         ("bench --resident", bench + ["--resident"],
          lambda d: d["resident"] and d["layers"][0]["min_ms"] is None),
         ("cache warm", ["cache", "warm", "--shapes", shapes, "--json"],

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# One batched measurement session on the GPU test machine (H100 + 16 CPU
-# cores), covering the OpenGL race (vs cuDNN), the program cache's warm start,
-# the auto-selector against the per-layer oracle, and the CPU vs oneDNN.
+# One batched measurement session on the GPU test machine (H200 or H100 +
+# 16 CPU cores), covering the executor (resident tensors, streams against
+# PyTorch's pipeline), the OpenGL race (vs cuDNN), the program cache's warm
+# start, the auto-selector against the per-layer oracle, and the CPU vs
+# oneDNN.
 # Full logs go to OUT/logs.tgz, the summary to OUT/summary.txt.
 #   usage (repository root, after `source .devpkg/env.sh`):
-#     tools/device_session.sh OUT [STEP...]   steps: gl cache select cpu cputest (default all)
+#     tools/device_session.sh OUT [STEP...]
+#   steps: exec exectest gl cache select cpu cputest (default all)
 set -uo pipefail
 dest=${1:?usage: device_session.sh OUT [STEP...]}
 shift
-steps=${*:-gl cache select cpu cputest}
+steps=${*:-exec exectest gl cache select cpu cputest}
+has() { [[ " $steps " == *" $1 "* ]]; }  # whole step names: "cpu" is not "cputest"
 logs=$(mktemp -d)
 mkdir -p "$dest"
 export XDG_RUNTIME_DIR=$(mktemp -d)
@@ -32,7 +36,41 @@ step() {  # name timeout command...: runs it, logs everything, notes exit and ti
   grep -m1 'model name' /proc/cpuinfo; } > "$summary" 2>&1
 step devices 60 sparkle-run devices
 
-if [[ $steps == *cache* ]]; then
+plugins=$(dirname "$(command -v sparkle-run)")/../lib/sparkle/plugins
+
+# The executor's tests on the real GPU: EGL syncs, mapped staging and
+# transfer queues on shared contexts (llvmpipe in CI has no concurrency).
+# The test program is copied into .devpkg by hand (tests are not installed).
+if has exectest && command -v executor_test > /dev/null; then
+  for tq in on off; do
+    SPARKLE_PLUGIN_PATH=$plugins SPARKLE_TEST_DEVICES=opengl:0,cpu:0 SPARKLE_GL_TRANSFER_QUEUES=$tq \
+      step "executor-test-transfer-$tq" 300 executor_test
+  done
+fi
+
+if has exec; then
+  step resident-b32 300 sparkle-run bench --resident --suite resnet50 --batch 32 --device opengl \
+    --repeat 10 --json
+  step host-b32 300 sparkle-run bench --suite resnet50 --batch 32 --device opengl --repeat 3 \
+    --timer wall --json
+  # res2_2b and res4b_2b, 64 batches each, with transfer queues on their own
+  # contexts and on the main one, each beside PyTorch's 3-stream pipeline.
+  for layer in "res2_2b 64,56,56 64,3,3" "res4b_2b 256,14,14 256,3,3"; do
+    set -- $layer
+    for b in 8 32; do
+      for tq in on off; do
+        SPARKLE_GL_TRANSFER_QUEUES=$tq step "stream-$1-b$b-tq-$tq" 200 sparkle-run stream \
+          --shape "$b,$2" --filter "$3" --pad 1 --batches 64 --slots 3 --device opengl --json
+      done
+      PYTHONUNBUFFERED=1 step "torch-stream-$1-b$b" 200 python3 bench/torch_stream.py \
+        --shape "$b,$2" --filter "$3" --pad 1 --batches 64 --slots 3 --rounds 3
+    done
+  done
+  step select-resident-b32 600 python3 tools/selector_oracle.py sparkle-run --suite resnet50 \
+    --batch 32 --resident --repeat 5
+fi
+
+if has cache; then
   # Time to first result, cold then warm cache, two processes in a row.
   for i in 1 2; do
     step "warmstart-$i" 120 sparkle-run conv2d --shape 32,256,56,56 --filter 64,1,1 \
@@ -45,7 +83,7 @@ if [[ $steps == *cache* ]]; then
   step cache-stats 30 sparkle-run cache stats
 fi
 
-if [[ $steps == *gl* ]]; then
+if has gl; then
   step gl-b32 200 sparkle-run bench --suite resnet50 --batch 32 --device opengl --repeat 5 --json
   step gl-b1 120 sparkle-run bench --suite resnet50 --batch 1 --device opengl --repeat 5 --json
   SPARKLE_GL_KERNEL=naive step gl-naive-b32 300 sparkle-run bench --suite resnet50 --batch 32 \
@@ -54,7 +92,7 @@ if [[ $steps == *gl* ]]; then
     --batch 1 32
 fi
 
-if [[ $steps == *select* ]]; then
+if has select; then
   for b in 1 32; do
     step "select-resnet50-b$b" 400 python3 tools/selector_oracle.py sparkle-run --suite resnet50 \
       --batch "$b" --repeat 3
@@ -63,7 +101,7 @@ if [[ $steps == *select* ]]; then
     --batch 1 --repeat 5
 fi
 
-if [[ $steps == *cpu* ]] && command -v sparkle-bench-onednn > /dev/null; then
+if has cpu && command -v sparkle-bench-onednn > /dev/null; then
   # Both GEMM orientations with constant weights (as oneDNN's weights are
   # reordered once), then the pixel orientation reading weights per call.
   for b in 1 8; do
@@ -81,8 +119,7 @@ fi
 # The CPU conformance suite on every ISA this CPU has (AVX-512 cannot run on
 # the build machine), with packed weights and both orientations. The test
 # programs are copied into .devpkg by hand (tests are not installed).
-if [[ $steps == *cputest* ]] && command -v conformance_test > /dev/null; then
-  plugins=$(dirname "$(command -v sparkle-run)")/../lib/sparkle/plugins
+if has cputest && command -v conformance_test > /dev/null; then
   for isa in avx512 avx2 portable; do
     for v in pixels channels; do
       SPARKLE_PLUGIN_PATH=$plugins SPARKLE_TEST_DEVICES=cpu SPARKLE_CPU_ISA=$isa \
@@ -102,5 +139,23 @@ try:
 except Exception as e: print("no JSON:", e)')" >> "$summary"
 done
 grep -h "auto total" "$logs"/select-*.txt >> "$summary" 2>/dev/null
+for f in "$logs"/resident-*.txt "$logs"/host-*.txt; do
+  [[ -f $f ]] || continue
+  echo "$(basename "$f"): $(tail -n 1 "$f" | python3 -c 'import json,sys
+try:
+  d=json.loads(sys.stdin.read()); print("wall %.3f ms, kernels %.3f ms" % (d["total_wall_ms"], d["total_kernel_ms"]))
+except Exception as e: print("no JSON:", e)')" >> "$summary"
+done
+for f in "$logs"/stream-*.txt; do
+  [[ -f $f ]] || continue
+  echo "$(basename "$f"): $(tail -n 1 "$f" | python3 -c 'import json,sys
+try:
+  d=json.loads(sys.stdin.read())
+  print("sync %.3f, bound %.3f, " % (d["synchronous"]["ms_per_batch"], d["bound_ms"]) + ", ".join(
+    "%s %.3f (%.2fx bound)" % (p["memory"], p["ms_per_batch"], p["over_bound"]) for p in d["pipelined"])
+    + ("" if d["outputs_identical"] else " MISMATCH"))
+except Exception as e: print("no JSON:", e)')" >> "$summary"
+done
+grep -h "pipelined\|^stages" "$logs"/torch-stream-*.txt >> "$summary" 2>/dev/null
 save
 cat "$summary"

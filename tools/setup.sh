@@ -18,6 +18,7 @@ packages=(
   libboost-dev libboost-program-options-dev libtbb-dev doctest-dev
   python3-glad libegl-dev libegl1 libegl-mesa0 libgl1-mesa-dri libdrm-dev
   libdnnl-dev nettle-dev nlohmann-json3-dev
+  clang-16 lld-16 llvm-16 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
   clang-14 libclang-rt-14-dev
 )
 

@@ -398,7 +398,7 @@ Stream Engine::stream(const Conv2dDesc& desc, std::span<const float> w, std::spa
   };
   return Stream(std::make_unique<exec::StreamState>(rt, impl_->plan_for(*d, desc, cdesc), desc,
                                                     std::move(tw), std::move(tb), options.slots,
-                                                    std::move(recorder)));
+                                                    options.transfer, std::move(recorder)));
 }
 
 std::shared_ptr<exec::TensorState> Engine::Impl::make_tensor(Device& d,

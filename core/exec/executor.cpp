@@ -71,9 +71,11 @@ Executor::~Executor() {
   dispatcher_.join();
   if (on_completer) {
     // Destroyed by the last job's clean-up on the completion thread; every
-    // other job has finished (each holds a reference to the device).
+    // other job has finished (each holds a reference to the device). The
+    // dispatcher's stop marker is still queued for this thread: free it.
     alive_->store(false);
     completer_.detach();
+    for (Pending* p = nullptr; dispatched_.pop(p);) delete p;
   } else {
     completer_.join();
   }

@@ -56,7 +56,8 @@ StreamState::Slot::~Slot() {
 
 StreamState::StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
                          const Conv2dDesc& desc, std::shared_ptr<TensorState> w,
-                         std::shared_ptr<TensorState> bias, int slots, Recorder recorder)
+                         std::shared_ptr<TensorState> bias, int slots, StreamTransfer transfer,
+                         Recorder recorder)
     : device_(std::move(device)),
       plan_(std::move(plan)),
       desc_(desc),
@@ -65,7 +66,8 @@ StreamState::StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
       recorder_(std::move(recorder)),
       x_bytes_(static_cast<size_t>(desc.input_elements()) * sizeof(float)),
       y_bytes_(static_cast<size_t>(desc.output_elements()) * sizeof(float)),
-      staged_(device_->executor().asynchronous() && device_->has_staging()) {
+      staged_(device_->executor().asynchronous() && device_->has_staging()),
+      direct_(staged_ && transfer == StreamTransfer::direct && !device_->host_memory()) {
   // Host-memory devices alias each batch's arrays: their slots hold nothing.
   const bool aliased = device_->host_memory();
   for (int i = 0; i < slots; ++i)
@@ -133,6 +135,33 @@ Future StreamState::submit(std::span<const float> x, std::span<float> y) {
       in.host = x.data();
       out.to = ConvOutput::To::host;
       out.host = y.data();
+    } else if (direct_) {
+      // The convolution itself reads staging and writes staging: bound as
+      // whole buffers, so engine-owned memory is used in place only where a
+      // span starts at its buffer's start.
+      auto hx = find_host_memory(x.data(), x_bytes_);
+      if (hx && hx->buffer && hx->device == device_ && hx->use == HostUse::upload &&
+          hx->data == x.data()) {
+        in.buffer = hx->buffer;
+        work.keep.push_back(hx);
+      } else {
+        in.buffer = slot->up;
+        const auto start = std::chrono::steady_clock::now();
+        parallel_copy(slot->up_ptr, x.data(), x_bytes_);
+        work.staging_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
+      }
+      auto hy = find_host_memory(y.data(), y_bytes_);
+      if (hy && hy->buffer && hy->device == device_ && hy->use == HostUse::readback &&
+          hy->data == y.data()) {
+        out.buffer = hy->buffer;
+        work.keep.push_back(hy);
+      } else {
+        out.buffer = slot->down;
+        out.copy_back_from = slot->down_ptr;
+        out.copy_back_to = y.data();
+      }
     } else {
       in.from = ConvInput::From::staging;
       if (auto hm = find_host_memory(x.data(), x_bytes_);

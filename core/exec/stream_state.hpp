@@ -11,6 +11,7 @@
 #include <span>
 #include <sparkle/conv2d.hpp>
 #include <sparkle/future.hpp>
+#include <sparkle/stream.hpp>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,7 @@ class StreamState {
   using Recorder = std::function<void(const Status&, const ConvTimes&)>;
   StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan, const Conv2dDesc& desc,
               std::shared_ptr<TensorState> w, std::shared_ptr<TensorState> bias, int slots,
-              Recorder recorder);
+              StreamTransfer transfer, Recorder recorder);
   ~StreamState();  // waits for the batches in flight
 
   Future submit(std::span<const float> x, std::span<float> y);
@@ -54,6 +55,7 @@ class StreamState {
   Recorder recorder_;
   size_t x_bytes_, y_bytes_;
   bool staged_;
+  bool direct_;       // StreamTransfer::direct on a device with staging
   std::mutex mutex_;  // submitters take turns: a stream is one ordered sequence
   std::vector<std::shared_ptr<Slot>> slots_;
   size_t next_ = 0;

@@ -16,9 +16,19 @@ namespace exec {
 class StreamState;
 }
 
+// How a stream's batches reach a device that has staging memory.
+enum class StreamTransfer {
+  copy,    // staging -> device memory, convolution, device memory -> staging;
+           // the copies may overlap other batches' compute if the device
+           // runs its queues concurrently
+  direct,  // the convolution reads its input from staging and writes its
+           // output there (zero-copy over the bus): nothing to overlap
+};
+
 struct StreamOptions {
   RunOptions run;  // device choice (auto: the fastest for this op with host data)
   int slots = 3;   // batches in flight, each with its own device buffers
+  StreamTransfer transfer = StreamTransfer::copy;
 };
 
 class Stream {
@@ -31,7 +41,8 @@ class Stream {
   // Queues y = conv(x) for one batch. x and y must hold the descriptor's
   // input and output elements and stay valid until the future completes;
   // blocks only while every slot is busy. Inputs and outputs in HostMemory
-  // of the stream's device move without an extra copy.
+  // of the stream's device move without an extra copy (for
+  // StreamTransfer::direct, a span must start at its HostMemory's start).
   Future submit(std::span<const float> x, std::span<float> y);
   // Waits for every batch submitted so far.
   void drain();

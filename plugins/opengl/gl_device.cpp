@@ -375,8 +375,10 @@ std::function<void(GlContext&)> GlPlan::recorder(const std::array<GLuint, 4>& id
       gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
       dispatch(program, main_groups);
     }
-    // Later dispatches and copies (on any context of the group) see y.
-    gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT);
+    // Later dispatches and copies (on any context of the group) see y, and
+    // so does the host once the fence signals when y is mapped staging.
+    gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT |
+                     GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
   };
 }
 

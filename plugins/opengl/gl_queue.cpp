@@ -53,55 +53,61 @@ std::unique_ptr<plugin::Fence> GlQueue::issue(plugin::WaitList waits,
   auto state = std::make_shared<FenceState>();
   state->owner = ctx_.get();
   state->display = ctx_->display();
-  std::future<void> submitted = ctx_->submit([state, deps = std::move(deps), body = std::move(body),
-                                              what = std::move(what)](GlContext& c) mutable {
-    const auto& gl = c.gl();
-    // Work of this context is already ordered; others' is waited for on
-    // the device. Their closures were queued before ours (wait lists
-    // name earlier work), so waiting for them to have run is brief.
-    for (const auto& d : deps) {
-      if (d->owner == &c || d->complete) continue;
-      d->submitted.wait();
-      if (d->egl_sync != EGL_NO_SYNC) eglWaitSync(c.display(), d->egl_sync, 0);
-    }
-    const bool timer = c.info().timer_queries;
-    clear_gl_errors(gl);
-    if (timer) {
-      gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
-      gl.BeginQuery(GL_TIME_ELAPSED, state->query);
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    body(c);
-    // What the body holds (a plan's programs) goes before anyone can
-    // see the work finish, so a plan destroyed after a wait frees them.
-    body = nullptr;
-    if (timer) {
-      gl.EndQuery(GL_TIME_ELAPSED);
-    } else {
-      // No device timer: only software rasterisers (llvmpipe), which run
-      // compute dispatches and copies inside the call, so the host's
-      // clock around the body is the work's time. Completion still goes
-      // through the fence below, as on hardware.
-      state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - t0)
-                              .count();
-    }
-    try {
-      check_gl(gl, (what + " on " + c.label()).c_str());
-    } catch (...) {
-      if (state->query != 0) gl.DeleteQueries(1, &state->query);
-      state->query = 0;
-      throw;
-    }
-    if (c.info().egl_syncs) {
-      state->egl_sync = eglCreateSync(c.display(), EGL_SYNC_FENCE, nullptr);
-      if (state->egl_sync == EGL_NO_SYNC)
-        state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
-    } else {
-      state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
-    }
-    gl.Flush();  // other threads wait on the sync: it must reach the device
-  });
+  std::future<void> submitted =
+      ctx_->submit([captured = state, deps = std::move(deps), body = std::move(body),
+                    what = std::move(what)](GlContext& c) mutable {
+        // The fence state holds this closure's future, which holds the closure:
+        // the captures are moved out so that the cycle ends when it returns.
+        const std::shared_ptr<FenceState> state = std::move(captured);
+        const std::vector<std::shared_ptr<FenceState>> waits_for = std::move(deps);
+        const auto& gl = c.gl();
+        // Work of this context is already ordered; others' is waited for on
+        // the device. Their closures were queued before ours (wait lists
+        // name earlier work), so waiting for them to have run is brief.
+        for (const auto& d : waits_for) {
+          if (d->owner == &c || d->complete) continue;
+          d->submitted.wait();
+          if (d->egl_sync != EGL_NO_SYNC) eglWaitSync(c.display(), d->egl_sync, 0);
+        }
+        const bool timer = c.info().timer_queries;
+        clear_gl_errors(gl);
+        if (timer) {
+          gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
+          gl.BeginQuery(GL_TIME_ELAPSED, state->query);
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        // What the body holds (a plan's programs) goes before anyone can see
+        // the work finish, so a plan destroyed after a wait frees them.
+        const std::function<void(GlContext&)> run = std::move(body);
+        run(c);
+        // (run is destroyed at the end of the closure, before submitted is set)
+        if (timer) {
+          gl.EndQuery(GL_TIME_ELAPSED);
+        } else {
+          // No device timer: only software rasterisers (llvmpipe), which run
+          // compute dispatches and copies inside the call, so the host's
+          // clock around the body is the work's time. Completion still goes
+          // through the fence below, as on hardware.
+          state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - t0)
+                                  .count();
+        }
+        try {
+          check_gl(gl, (what + " on " + c.label()).c_str());
+        } catch (...) {
+          if (state->query != 0) gl.DeleteQueries(1, &state->query);
+          state->query = 0;
+          throw;
+        }
+        if (c.info().egl_syncs) {
+          state->egl_sync = eglCreateSync(c.display(), EGL_SYNC_FENCE, nullptr);
+          if (state->egl_sync == EGL_NO_SYNC)
+            state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
+        } else {
+          state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
+        }
+        gl.Flush();  // other threads wait on the sync: it must reach the device
+      });
   state->submitted = submitted.share();
   return std::make_unique<GlFence>(ctx_, main_.get(), state);
 }

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sparkle/sparkle.hpp>
@@ -83,8 +84,14 @@ struct ResidentLayer {
 // expects fastest with resident operands) and fills its tensors.
 std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>& layers,
                                         const RunOptions& run, uint64_t seed, bool quiet);
-// warmup untimed runs, then `repeat` submitted back to back and waited for
-// once: wall = elapsed / repeat, kernel = median device time.
+// Keeps the device busy with `submit_one` (up to three in flight) for `ms`:
+// GPUs drop their clocks within milliseconds of idling and take a second or
+// more of steady work to raise them again (345 to 1980 MHz on the H200).
+void spin_up(const std::function<Future()>& submit_one, double ms);
+
+// warmup untimed runs and `repeat` timed ones, each set submitted back to
+// back and waited for once: wall = elapsed / repeat, kernel = median device
+// time.
 Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
                      bool wall_only);
 

@@ -4,7 +4,9 @@
 // engine-owned host memory and in ordinary memory. Reports the time per
 // batch, the per-stage times (upload, compute, download) and their bound
 // max(upload, compute, download), and checks every pipelined output bit for
-// bit against the synchronous one.
+// bit against the synchronous one. The stages of the bound are measured one
+// batch at a time (a one-slot copy stream, engine-owned memory where it is
+// used), so that no stage overlaps another, as PyTorch's CUDA events do.
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
@@ -50,9 +52,9 @@ struct Run {
 };
 
 std::string stages_json(const Stages& s) {
-  return "{\"upload_ms\":" + json_number(s.upload) + ",\"compute_ms\":" + json_number(s.compute) +
-         ",\"download_ms\":" + json_number(s.download) + ",\"bound_ms\":" + json_number(s.bound()) +
-         "}";
+  auto ms = [](double v) { return v < 0 ? std::string("null") : json_number(v); };
+  return "{\"upload_ms\":" + ms(s.upload) + ",\"compute_ms\":" + ms(s.compute) +
+         ",\"download_ms\":" + ms(s.download) + ",\"bound_ms\":" + ms(s.bound()) + "}";
 }
 
 }  // namespace
@@ -60,7 +62,9 @@ std::string stages_json(const Stages& s) {
 int run_stream(int argc, char** argv) {
   po::options_description opts(
       "sparkle-run stream --shape N,C,H,W --filter K,R,S [conv flags] [--batches 64] [--slots 3]\n"
-      "                   [--device D] [--memory both|engine|ordinary] [--rounds 3] [--json]");
+      "                   [--device D] [--memory both|engine|ordinary] [--transfer "
+      "copy|direct|both]\n"
+      "                   [--rounds 3] [--json]");
   opts.add_options()("help,h", "show this help")("shape", po::value<std::string>(),
                                                  "input of one batch, N,C,H,W")(
       "filter", po::value<std::string>(), "K,R,S filters")("bias-random", "random bias")(
@@ -75,9 +79,14 @@ int run_stream(int argc, char** argv) {
       "auto, a backend or NAME:INDEX; default SPARKLE_DEVICE or auto")(
       "memory", po::value<std::string>()->default_value("both"),
       "where pipelined batches live: engine (Engine::host_memory, no staging copy), ordinary "
-      "(std::vector), or both")("rounds", po::value<std::string>()->default_value("3"),
-                                "rounds of (synchronous, pipelined...), medians reported")(
+      "(std::vector), or both")(
+      "transfer", po::value<std::string>()->default_value("copy"),
+      "copy: staging <-> device memory around the convolution; direct: the convolution reads "
+      "and writes staging itself; both")("rounds", po::value<std::string>()->default_value("3"),
+                                         "rounds of (synchronous, pipelined...), medians reported")(
       "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
+      "spinup", po::value<std::string>()->default_value("1000"),
+      "milliseconds of back-to-back batches before timing, so a GPU's clocks are up (0: none)")(
       "json", "print one JSON object")("quiet", "no progress lines on stderr");
   const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
@@ -117,6 +126,9 @@ int run_stream(int argc, char** argv) {
   const std::string memory = vm["memory"].as<std::string>();
   if (memory != "both" && memory != "engine" && memory != "ordinary")
     throw UsageError("memory='" + memory + "' must be both, engine or ordinary");
+  const std::string transfer = vm["transfer"].as<std::string>();
+  if (transfer != "both" && transfer != "copy" && transfer != "direct")
+    throw UsageError("transfer='" + transfer + "' must be copy, direct or both");
   const bool json = vm.count("json") > 0, quiet = vm.count("quiet") > 0;
 
   const auto x_count = static_cast<size_t>(d.input_elements());
@@ -148,25 +160,65 @@ int run_stream(int argc, char** argv) {
   };
   std::vector<float> y_sync(y_count * static_cast<size_t>(batches));
   std::vector<float> y_ordinary(memory != "engine" ? y_sync.size() : 0);
-  HostMemory x_engine, y_engine;
+  // Engine-owned memory, one HostMemory per batch (a direct stream binds
+  // each whole).
+  std::vector<HostMemory> x_engine, y_engine;
   if (memory != "ordinary") {
-    x_engine = engine.host_memory(xs.size(), device, HostUse::upload);
-    y_engine = engine.host_memory(y_sync.size(), device, HostUse::readback);
-    std::memcpy(x_engine.data(), xs.data(), xs.size() * sizeof(float));
+    for (int64_t i = 0; i < batches; ++i) {
+      x_engine.push_back(engine.host_memory(x_count, device, HostUse::upload));
+      y_engine.push_back(engine.host_memory(y_count, device, HostUse::readback));
+      std::memcpy(x_engine.back().data(), x_of(xs, i).data(), x_count * sizeof(float));
+    }
   }
-  StreamOptions so;
-  so.run = run;
-  so.slots = static_cast<int>(slots);
-  Stream stream = engine.stream(d, w, b, so);
-
+  struct Mode {
+    StreamTransfer transfer;
+    bool owned;
+  };
+  std::vector<Mode> modes;
+  for (auto t : {StreamTransfer::copy, StreamTransfer::direct}) {
+    if (transfer != "both" && (t == StreamTransfer::copy) != (transfer == "copy")) continue;
+    if (memory != "ordinary") modes.push_back({t, true});
+    if (memory != "engine") modes.push_back({t, false});
+  }
+  std::vector<Stream> streams;
   Run sync{"synchronous", {}, {}, true};
+  Run staged{"stages, one batch at a time", {}, {}, true};
+  StreamOptions one_slot;
+  one_slot.run = run;
+  one_slot.slots = 1;
+  Stream stage_probe = engine.stream(d, w, b, one_slot);
+  const bool probe_owned = memory != "ordinary";
+  std::vector<double> bounds;
   std::vector<Run> piped;
-  if (memory != "ordinary") piped.push_back({"pipelined, engine-owned memory", {}, {}, true});
-  if (memory != "engine") piped.push_back({"pipelined, ordinary memory", {}, {}, true});
+  for (const auto& m : modes) {
+    StreamOptions so;
+    so.run = run;
+    so.slots = static_cast<int>(slots);
+    so.transfer = m.transfer;
+    streams.push_back(engine.stream(d, w, b, so));
+    piped.push_back({std::string(m.transfer == StreamTransfer::copy ? "copy" : "direct") +
+                         (m.owned ? ", engine-owned memory" : ", ordinary memory"),
+                     {},
+                     {},
+                     true});
+  }
 
-  // Warm-up: compiles, pools, clocks.
+  // Warm-up: compiles, pools, then the clocks (the first stream back to back).
   for (int64_t i = 0; i < std::min<int64_t>(batches, 4); ++i)
     engine.conv2d(d, x_of(xs, i), w, b, y_of(y_sync, i), run);
+  const int64_t spinup_ms = one("spinup");
+  if (spinup_ms < 0) throw UsageError("spinup=" + std::to_string(spinup_ms) + " must be >= 0");
+  if (spinup_ms > 0 && !streams.empty()) {
+    int64_t next = 0;
+    spin_up(
+        [&] {
+          const int64_t i = next++ % batches;
+          return streams.front().submit(x_of(xs, i),
+                                        y_of(y_ordinary.empty() ? y_sync : y_ordinary, i));
+        },
+        static_cast<double>(spinup_ms));
+    // (the synchronous outputs are rewritten by the timed runs)
+  }
 
   std::vector<RunResult> results(static_cast<size_t>(batches));
   for (int64_t round = 0; round < rounds; ++round) {
@@ -175,21 +227,41 @@ int run_stream(int argc, char** argv) {
       results[static_cast<size_t>(i)] = engine.conv2d(d, x_of(xs, i), w, b, y_of(y_sync, i), run);
     sync.per_batch_ms.push_back(since_ms(start) / static_cast<double>(batches));
     sync.stages = stages_of(results);
-    for (auto& p : piped) {
-      const bool owned = p.name.find("engine") != std::string::npos;
-      std::span<const float> in = owned ? std::span<const float>(x_engine.span()) : xs;
-      std::span<float> out = owned ? y_engine.span() : std::span<float>(y_ordinary);
-      std::fill(out.begin(), out.end(), std::numeric_limits<float>::quiet_NaN());
+    {
+      std::vector<Future> futures;
+      for (int64_t i = 0; i < batches; ++i)
+        futures.push_back(stage_probe.submit(
+            probe_owned ? std::span<const float>(x_engine[static_cast<size_t>(i)].span())
+                        : x_of(xs, i),
+            probe_owned ? y_engine[static_cast<size_t>(i)].span() : y_of(y_ordinary, i)));
+      for (int64_t i = 0; i < batches; ++i) results[static_cast<size_t>(i)] = futures[i].wait();
+      staged.stages = stages_of(results);
+      bounds.push_back(staged.stages.bound());
+    }
+    for (size_t k = 0; k < piped.size(); ++k) {
+      Run& p = piped[k];
+      const bool owned = modes[k].owned;
+      auto in = [&](int64_t i) {
+        return owned ? std::span<const float>(x_engine[static_cast<size_t>(i)].span())
+                     : x_of(xs, i);
+      };
+      auto out = [&](int64_t i) {
+        return owned ? y_engine[static_cast<size_t>(i)].span() : y_of(y_ordinary, i);
+      };
+      for (int64_t i = 0; i < batches; ++i) {
+        auto o = out(i);
+        std::fill(o.begin(), o.end(), std::numeric_limits<float>::quiet_NaN());
+      }
       std::vector<Future> futures;
       futures.reserve(static_cast<size_t>(batches));
       start = std::chrono::steady_clock::now();
-      for (int64_t i = 0; i < batches; ++i)
-        futures.push_back(stream.submit(x_of(in, i), y_of(out, i)));
+      for (int64_t i = 0; i < batches; ++i) futures.push_back(streams[k].submit(in(i), out(i)));
       for (int64_t i = 0; i < batches; ++i) results[static_cast<size_t>(i)] = futures[i].wait();
       p.per_batch_ms.push_back(since_ms(start) / static_cast<double>(batches));
       p.stages = stages_of(results);
-      p.identical =
-          p.identical && std::memcmp(out.data(), y_sync.data(), y_sync.size() * sizeof(float)) == 0;
+      for (int64_t i = 0; i < batches; ++i)
+        p.identical = p.identical && std::memcmp(out(i).data(), y_of(y_sync, i).data(),
+                                                 y_count * sizeof(float)) == 0;
     }
     if (!quiet) {
       std::fprintf(stderr, "[round %lld/%lld] synchronous %.3f ms/batch", (long long)(round + 1),
@@ -199,7 +271,7 @@ int run_stream(int argc, char** argv) {
       std::fprintf(stderr, "\n");
     }
   }
-  const double bound = sync.stages.bound();
+  const double bound = median(bounds);
   bool all_identical = true;
   for (const auto& p : piped) all_identical = all_identical && p.identical;
 
@@ -214,11 +286,14 @@ int run_stream(int argc, char** argv) {
         ",\"rounds_ms\":[";
     for (size_t i = 0; i < sync.per_batch_ms.size(); ++i)
       out += (i ? "," : "") + json_number(sync.per_batch_ms[i]);
-    out += "],\"stages\":" + stages_json(sync.stages) + "},\"pipelined\":[";
+    out += "],\"stages\":" + stages_json(sync.stages) +
+           "},\"stage_probe\":{\"memory\":" + json_string(probe_owned ? "engine" : "ordinary") +
+           ",\"stages\":" + stages_json(staged.stages) + "},\"pipelined\":[";
     for (size_t k = 0; k < piped.size(); ++k) {
       const auto& p = piped[k];
       out += (k ? "," : "") + std::string("{\"memory\":") +
-             json_string(p.name.find("engine") != std::string::npos ? "engine" : "ordinary") +
+             json_string(modes[k].owned ? "engine" : "ordinary") + ",\"transfer\":" +
+             json_string(modes[k].transfer == StreamTransfer::copy ? "copy" : "direct") +
              ",\"ms_per_batch\":" + json_number(median(p.per_batch_ms)) + ",\"rounds_ms\":[";
       for (size_t i = 0; i < p.per_batch_ms.size(); ++i)
         out += (i ? "," : "") + json_number(p.per_batch_ms[i]);
@@ -250,7 +325,12 @@ int run_stream(int argc, char** argv) {
       std::printf("%-32s %12.3f %s %s %s %8.2f\n", p.name.c_str(), median(p.per_batch_ms),
                   stage(p.stages.upload).c_str(), stage(p.stages.compute).c_str(),
                   stage(p.stages.download).c_str(), median(p.per_batch_ms) / bound);
-    std::printf("bound max(upload, compute, download) of the synchronous stages: %.3f ms\n", bound);
+    std::printf("%-32s %12s %s %s %s\n", staged.name.c_str(), "",
+                stage(staged.stages.upload).c_str(), stage(staged.stages.compute).c_str(),
+                stage(staged.stages.download).c_str());
+    std::printf(
+        "bound max(upload, compute, download), stages one batch at a time (%s memory): %.3f ms\n",
+        probe_owned ? "engine-owned" : "ordinary", bound);
     std::printf("outputs: %s\n", all_identical
                                      ? "every pipelined output bit-identical to the synchronous one"
                                      : "MISMATCH between pipelined and synchronous outputs");

@@ -2,6 +2,7 @@
 // run them (submitted back to back, one wait).
 #include <chrono>
 #include <cstdio>
+#include <deque>
 
 #include "cli.hpp"
 
@@ -31,13 +32,32 @@ std::vector<ResidentLayer> place_layers(Engine& engine, const std::vector<Layer>
   return out;
 }
 
+void spin_up(const std::function<Future()>& submit_one, double ms) {
+  const auto start = std::chrono::steady_clock::now();
+  std::deque<Future> in_flight;
+  while (
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() <
+      ms) {
+    in_flight.push_back(submit_one());
+    if (in_flight.size() >= 3) {
+      in_flight.front().wait();
+      in_flight.pop_front();
+    }
+  }
+  for (auto& f : in_flight) f.wait();
+}
+
 Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
                      bool wall_only) {
   RunOptions run;
   run.device = layer.device;
   Timing t;
-  for (int64_t i = 0; i < warmup; ++i)
-    t.last = engine.conv2d(layer.desc, layer.x, layer.w, layer.bias, layer.y, run);
+  {
+    std::vector<Future> warm;
+    for (int64_t i = 0; i < warmup; ++i)
+      warm.push_back(engine.submit(layer.desc, layer.x, layer.w, layer.bias, layer.y, run));
+    for (auto& f : warm) t.last = f.wait();
+  }
   std::vector<Future> futures;
   futures.reserve(static_cast<size_t>(repeat));
   const auto start = std::chrono::steady_clock::now();
