@@ -21,8 +21,26 @@ def table_rows(path):
     return rows
 
 
+def command_rows(path):
+    """(command, flag, default, meaning) rows: those of the main table, and
+    those of a 3-column table introduced by a line naming `sparkle-run CMD`."""
+    rows, command = [], None
+    for line in open(path, encoding="utf-8"):
+        m = re.search(r"`sparkle-run (\w+)`", line)
+        if not line.startswith("|"):
+            if line.strip():
+                command = m.group(1) if m else None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) == 4:
+            rows.append(cells)
+        elif len(cells) == 3 and command:
+            rows.append([command] + cells)
+    return rows
+
+
 failures = []
-cli_rows = [r for r in table_rows(os.path.join(root, "docs", "CLI.md")) if len(r) == 4]
+cli_rows = command_rows(os.path.join(root, "docs", "CLI.md"))
 for command in ["devices", "conv2d", "bench", "cache", "stream"]:
     out = subprocess.run([exe, command, "--help"], capture_output=True, text=True).stdout
     helped = set(re.findall(r"^\s+(?:-\w \[ )?(--[a-z][a-z0-9-]*)", out, re.M))

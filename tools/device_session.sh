@@ -51,21 +51,24 @@ fi
 if has exec; then
   step resident-b32 300 sparkle-run bench --resident --suite resnet50 --batch 32 --device opengl \
     --repeat 10 --json
+  step resident-b1 300 sparkle-run bench --resident --suite resnet50 --batch 1 --device opengl \
+    --repeat 10 --json
   step host-b32 300 sparkle-run bench --suite resnet50 --batch 32 --device opengl --repeat 3 \
     --timer wall --json
-  # res2_2b and res4b_2b, 64 batches each, with transfer queues on their own
-  # contexts and on the main one, each beside PyTorch's 3-stream pipeline.
+  # res2_2b and res4b_2b, 64 batches each, copy and direct transfers, each
+  # beside PyTorch's 3-stream pipeline; res2_2b b32 once more with the
+  # transfer queues on contexts of their own.
   for layer in "res2_2b 64,56,56 64,3,3" "res4b_2b 256,14,14 256,3,3"; do
     set -- $layer
     for b in 8 32; do
-      for tq in on off; do
-        SPARKLE_GL_TRANSFER_QUEUES=$tq step "stream-$1-b$b-tq-$tq" 200 sparkle-run stream \
-          --shape "$b,$2" --filter "$3" --pad 1 --batches 64 --slots 3 --device opengl --json
-      done
+      step "stream-$1-b$b" 200 sparkle-run stream --shape "$b,$2" --filter "$3" --pad 1 \
+        --batches 64 --slots 3 --device opengl --transfer both --json
       PYTHONUNBUFFERED=1 step "torch-stream-$1-b$b" 200 python3 bench/torch_stream.py \
         --shape "$b,$2" --filter "$3" --pad 1 --batches 64 --slots 3 --rounds 3
     done
   done
+  SPARKLE_GL_TRANSFER_QUEUES=on step stream-res2_2b-b32-transfer-contexts 200 sparkle-run stream \
+    --shape 32,64,56,56 --filter 64,3,3 --pad 1 --batches 64 --slots 3 --device opengl --json
   step select-resident-b32 600 python3 tools/selector_oracle.py sparkle-run --suite resnet50 \
     --batch 32 --resident --repeat 5
 fi
@@ -143,7 +146,9 @@ for f in "$logs"/resident-*.txt "$logs"/host-*.txt; do
   [[ -f $f ]] || continue
   echo "$(basename "$f"): $(tail -n 1 "$f" | python3 -c 'import json,sys
 try:
-  d=json.loads(sys.stdin.read()); print("wall %.3f ms, kernels %.3f ms" % (d["total_wall_ms"], d["total_kernel_ms"]))
+  d=json.loads(sys.stdin.read()); p=d.get("pass")
+  print("per layer: wall %.3f ms, kernels %.3f ms" % (d["total_wall_ms"], d["total_kernel_ms"])
+        + ("; network pass: wall %.3f ms, kernels %.3f ms, ratio %.3f" % (p["wall_ms"], p["kernel_ms"], p["wall_ms"] / p["kernel_ms"]) if p else ""))
 except Exception as e: print("no JSON:", e)')" >> "$summary"
 done
 for f in "$logs"/stream-*.txt; do
@@ -152,7 +157,7 @@ for f in "$logs"/stream-*.txt; do
 try:
   d=json.loads(sys.stdin.read())
   print("sync %.3f, bound %.3f, " % (d["synchronous"]["ms_per_batch"], d["bound_ms"]) + ", ".join(
-    "%s %.3f (%.2fx bound)" % (p["memory"], p["ms_per_batch"], p["over_bound"]) for p in d["pipelined"])
+    "%s/%s %.3f (%.2fx bound)" % (p["transfer"], p["memory"], p["ms_per_batch"], p["over_bound"]) for p in d["pipelined"])
     + ("" if d["outputs_identical"] else " MISMATCH"))
 except Exception as e: print("no JSON:", e)')" >> "$summary"
 done

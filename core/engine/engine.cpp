@@ -103,6 +103,7 @@ const std::shared_ptr<exec::DeviceRuntime>& Engine::Impl::open(Device& d) {
     try {
       d.runtime =
           std::make_shared<exec::DeviceRuntime>(d.api, d.plugin, d.props.index, d.props.name);
+      d.opened.store(d.runtime.get(), std::memory_order_release);
     } catch (const std::exception& e) {
       d.open_error = e.what();
     }
@@ -113,7 +114,7 @@ const std::shared_ptr<exec::DeviceRuntime>& Engine::Impl::open(Device& d) {
 
 Engine::Impl::Device* Engine::Impl::by_runtime(const exec::DeviceRuntime* rt) {
   for (auto& d : devices)
-    if (d->runtime.get() == rt) return d.get();
+    if (d->opened.load(std::memory_order_acquire) == rt) return d.get();
   return nullptr;
 }
 
@@ -194,6 +195,7 @@ void Engine::Impl::add_transfer_costs(std::vector<select::Candidate>& cands, con
   for (size_t i = 0; i < cands.size(); ++i) {
     if (!cands[i].unsupported.empty()) continue;
     Device& d = *devices[i];
+    // Every supported candidate was opened by this thread (supports_conv2d).
     const bool host_memory = d.runtime && d.runtime->host_memory();
     double ms = 0;
     double up_here = 0, down_here = 0;

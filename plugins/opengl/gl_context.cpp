@@ -317,6 +317,29 @@ void GlContext::query_info(bool software_hint) {
   clear_gl_errors(gl);
 }
 
+GlContext::TimerSlot GlContext::next_timer_slot() {
+  if (timer_buffer_ == 0) {
+    if (gl_.GetQueryBufferObjectui64v == nullptr) return {};
+    const auto bytes = static_cast<GLsizeiptr>(kTimerSlots * sizeof(uint64_t));
+    const GLbitfield access = GL_MAP_READ_BIT | GL_MAP_PERSISTENT_BIT | GL_MAP_COHERENT_BIT;
+    gl_.CreateBuffers(1, &timer_buffer_);
+    gl_.NamedBufferStorage(timer_buffer_, bytes, nullptr, access | GL_CLIENT_STORAGE_BIT);
+    timer_results_ =
+        static_cast<uint64_t*>(gl_.MapNamedBufferRange(timer_buffer_, 0, bytes, access));
+    if (timer_results_ == nullptr) {
+      gl_.DeleteBuffers(1, &timer_buffer_);
+      timer_buffer_ = 0;
+      clear_gl_errors(gl_);
+      return {};
+    }
+    timer_queries_.resize(kTimerSlots);
+    gl_.CreateQueries(GL_TIME_ELAPSED, static_cast<GLsizei>(kTimerSlots), timer_queries_.data());
+  }
+  const uint32_t slot = next_timer_++ % kTimerSlots;
+  return {timer_queries_[slot], static_cast<GLintptr>(slot * sizeof(uint64_t)),
+          timer_results_ + slot};
+}
+
 void GlContext::probe_egl_syncs() {
   // EGL 1.5 core syncs (eglCreateSync and friends); glad leaves them NULL
   // on an older display. One real fence proves the driver takes them here.
@@ -340,6 +363,9 @@ void GlContext::destroy() {
   // Every plan holds the context, so only the cache holds programs now: they
   // are deleted here, on the GL thread, while the context is current.
   programs_.reset();
+  if (!timer_queries_.empty())
+    gl_.DeleteQueries(static_cast<GLsizei>(timer_queries_.size()), timer_queries_.data());
+  if (timer_buffer_ != 0) gl_.DeleteBuffers(1, &timer_buffer_);
   if (context_ != EGL_NO_CONTEXT) {
     eglMakeCurrent(display_, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);
     eglDestroyContext(display_, context_);

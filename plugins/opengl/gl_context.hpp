@@ -15,6 +15,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "glad_egl.h"
 #include "glad_gl.h"
@@ -91,6 +92,20 @@ class GlContext {
   // the work already submitted (which may still use the program).
   void delete_program(GLuint id);
 
+  // GL thread only: a timer query of the context's ring and where its
+  // result lands (a mapped buffer the GPU writes the result into, so the
+  // host reads it after the fence without a trip to this thread). Slots are
+  // reused after kTimerSlots queries; far more than the work in flight.
+  // nullptr slot: no ring on this driver.
+  static constexpr uint32_t kTimerSlots = 4096;
+  struct TimerSlot {
+    GLuint query = 0;
+    GLintptr offset = 0;
+    const volatile uint64_t* result = nullptr;
+  };
+  TimerSlot next_timer_slot();
+  GLuint timer_buffer() const { return timer_buffer_; }
+
   const GlInfo& info() const { return info_; }
   const std::string& label() const { return label_; }
   EGLDisplay display() const { return display_; }
@@ -109,6 +124,10 @@ class GlContext {
   EGLDisplay display_ = EGL_NO_DISPLAY;
   EGLContext context_ = EGL_NO_CONTEXT;
   std::unique_ptr<ProgramCache> programs_;
+  GLuint timer_buffer_ = 0;  // kTimerSlots uint64 results, mapped
+  uint64_t* timer_results_ = nullptr;
+  std::vector<GLuint> timer_queries_;
+  uint32_t next_timer_ = 0;
 
   std::mutex mutex_;
   std::condition_variable cv_;

@@ -243,8 +243,13 @@ GlFence::GlFence(std::shared_ptr<GlContext> owner, const GlContext* group,
     : owner_(std::move(owner)), group_(group), state_(std::move(state)) {}
 
 GlFence::~GlFence() {
-  // The timer query and GL sync belong to the owner's thread; freed there,
-  // after the issuing closure (the queue is FIFO).
+  // A timer query or GL sync of its own belongs to the owner's thread; freed
+  // there, after the issuing closure (the queue is FIFO). With EGL syncs and
+  // the timer ring there is neither, and no trip to that thread.
+  if (state_->submitted.valid() &&
+      state_->submitted.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+      state_->sync == nullptr && state_->query == 0)
+    return;
   owner_->submit([st = state_](GlContext& c) { free_fence(c, *st); });
 }
 
@@ -285,6 +290,8 @@ void GlFence::wait() {
 
 int64_t GlFence::elapsed_ns() {
   if (!state_->complete) return -1;
+  if (state_->elapsed_ns < 0 && state_->timer_result != nullptr)
+    state_->elapsed_ns = static_cast<int64_t>(*state_->timer_result);
   if (state_->elapsed_ns < 0) owner_->call([st = state_](GlContext& c) { read_timer(c, *st); });
   return state_->elapsed_ns;
 }

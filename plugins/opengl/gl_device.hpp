@@ -53,6 +53,8 @@ struct FenceState {
   EGLSync egl_sync = EGL_NO_SYNC;      // host and cross-context waits (EGL 1.5)
   GLsync sync = nullptr;               // without EGL syncs: waited on the GL thread
   GLuint query = 0;                    // GL_TIME_ELAPSED, owner thread only
+  // Or the result in the owner's mapped timer ring (valid once complete).
+  const volatile uint64_t* timer_result = nullptr;
   int64_t elapsed_ns = -1;
   std::atomic<bool> complete{false};  // the work has finished (set after elapsed_ns)
 };

@@ -14,7 +14,10 @@ using plugin::Error;
 bool transfer_queues_enabled(const GlInfo& info) {
   const char* v = std::getenv("SPARKLE_GL_TRANSFER_QUEUES");
   const std::string mode = v != nullptr ? v : "";
-  if (mode.empty() || mode == "auto") return info.egl_syncs && !info.software;
+  // auto is off: on the H200 (driver 580.159.04) shared contexts did not
+  // run concurrently with the main one, and their cross-context waits made
+  // a 3-slot stream 37% slower (docs/EXECUTOR.md).
+  if (mode.empty() || mode == "auto") return false;
   if (mode == "off") return false;
   if (mode == "on") {
     if (!info.egl_syncs)
@@ -53,61 +56,72 @@ std::unique_ptr<plugin::Fence> GlQueue::issue(plugin::WaitList waits,
   auto state = std::make_shared<FenceState>();
   state->owner = ctx_.get();
   state->display = ctx_->display();
-  std::future<void> submitted =
-      ctx_->submit([captured = state, deps = std::move(deps), body = std::move(body),
-                    what = std::move(what)](GlContext& c) mutable {
-        // The fence state holds this closure's future, which holds the closure:
-        // the captures are moved out so that the cycle ends when it returns.
-        const std::shared_ptr<FenceState> state = std::move(captured);
-        const std::vector<std::shared_ptr<FenceState>> waits_for = std::move(deps);
-        const auto& gl = c.gl();
-        // Work of this context is already ordered; others' is waited for on
-        // the device. Their closures were queued before ours (wait lists
-        // name earlier work), so waiting for them to have run is brief.
-        for (const auto& d : waits_for) {
-          if (d->owner == &c || d->complete) continue;
-          d->submitted.wait();
-          if (d->egl_sync != EGL_NO_SYNC) eglWaitSync(c.display(), d->egl_sync, 0);
-        }
-        const bool timer = c.info().timer_queries;
-        clear_gl_errors(gl);
-        if (timer) {
-          gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
-          gl.BeginQuery(GL_TIME_ELAPSED, state->query);
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        // What the body holds (a plan's programs) goes before anyone can see
-        // the work finish, so a plan destroyed after a wait frees them.
-        const std::function<void(GlContext&)> run = std::move(body);
-        run(c);
-        // (run is destroyed at the end of the closure, before submitted is set)
-        if (timer) {
-          gl.EndQuery(GL_TIME_ELAPSED);
-        } else {
-          // No device timer: only software rasterisers (llvmpipe), which run
-          // compute dispatches and copies inside the call, so the host's
-          // clock around the body is the work's time. Completion still goes
-          // through the fence below, as on hardware.
-          state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - t0)
-                                  .count();
-        }
-        try {
-          check_gl(gl, (what + " on " + c.label()).c_str());
-        } catch (...) {
-          if (state->query != 0) gl.DeleteQueries(1, &state->query);
-          state->query = 0;
-          throw;
-        }
-        if (c.info().egl_syncs) {
-          state->egl_sync = eglCreateSync(c.display(), EGL_SYNC_FENCE, nullptr);
-          if (state->egl_sync == EGL_NO_SYNC)
-            state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
-        } else {
-          state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
-        }
-        gl.Flush();  // other threads wait on the sync: it must reach the device
-      });
+  std::future<void> submitted = ctx_->submit([captured = state, deps = std::move(deps),
+                                              body = std::move(body),
+                                              what = std::move(what)](GlContext& c) mutable {
+    // The fence state holds this closure's future, which holds the closure:
+    // the captures are moved out so that the cycle ends when it returns.
+    const std::shared_ptr<FenceState> state = std::move(captured);
+    const std::vector<std::shared_ptr<FenceState>> waits_for = std::move(deps);
+    const auto& gl = c.gl();
+    // Work of this context is already ordered; others' is waited for on
+    // the device. Their closures were queued before ours (wait lists
+    // name earlier work), so waiting for them to have run is brief.
+    for (const auto& d : waits_for) {
+      if (d->owner == &c || d->complete) continue;
+      d->submitted.wait();
+      if (d->egl_sync != EGL_NO_SYNC) eglWaitSync(c.display(), d->egl_sync, 0);
+    }
+    const bool timer = c.info().timer_queries;
+    clear_gl_errors(gl);
+    GlContext::TimerSlot slot;
+    if (timer) {
+      // The ring's query when there is one (no per-op query to create and
+      // delete), else a query of its own.
+      slot = c.next_timer_slot();
+      if (slot.query == 0) gl.CreateQueries(GL_TIME_ELAPSED, 1, &state->query);
+      gl.BeginQuery(GL_TIME_ELAPSED, slot.query != 0 ? slot.query : state->query);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    // What the body holds (a plan's programs) goes before anyone can see
+    // the work finish, so a plan destroyed after a wait frees them.
+    const std::function<void(GlContext&)> run = std::move(body);
+    run(c);
+    // (run is destroyed at the end of the closure, before submitted is set)
+    if (timer) {
+      gl.EndQuery(GL_TIME_ELAPSED);
+      if (slot.query != 0) {
+        // The GPU writes the result into the mapped ring when it is ready;
+        // the fence below covers it.
+        gl.GetQueryBufferObjectui64v(slot.query, c.timer_buffer(), GL_QUERY_RESULT, slot.offset);
+        gl.MemoryBarrier(GL_QUERY_BUFFER_BARRIER_BIT | GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
+        state->timer_result = slot.result;
+      }
+    } else {
+      // No device timer: only software rasterisers (llvmpipe), which run
+      // compute dispatches and copies inside the call, so the host's
+      // clock around the body is the work's time. Completion still goes
+      // through the fence below, as on hardware.
+      state->elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count();
+    }
+    try {
+      check_gl(gl, (what + " on " + c.label()).c_str());
+    } catch (...) {
+      if (state->query != 0) gl.DeleteQueries(1, &state->query);
+      state->query = 0;
+      throw;
+    }
+    if (c.info().egl_syncs) {
+      state->egl_sync = eglCreateSync(c.display(), EGL_SYNC_FENCE, nullptr);
+      if (state->egl_sync == EGL_NO_SYNC)
+        state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
+    } else {
+      state->sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
+    }
+    gl.Flush();  // other threads wait on the sync: it must reach the device
+  });
   state->submitted = submitted.share();
   return std::make_unique<GlFence>(ctx_, main_.get(), state);
 }

@@ -44,9 +44,9 @@ class GlQueue final : public plugin::Queue {
   std::shared_ptr<GlContext> main_;
 };
 
-// SPARKLE_GL_TRANSFER_QUEUES: auto (default: on for hardware GPUs with EGL
-// fence syncs), on, or off. Throws plugin::Error for other values, and for
-// "on" where EGL syncs are missing (cross-context waits need them).
+// SPARKLE_GL_TRANSFER_QUEUES: auto (default: off, see gl_queue.cpp), on, or
+// off. Throws plugin::Error for other values, and for "on" where EGL syncs
+// are missing (cross-context waits need them).
 bool transfer_queues_enabled(const GlInfo& info);
 
 }  // namespace sparkle::opengl

@@ -95,6 +95,18 @@ void spin_up(const std::function<Future()>& submit_one, double ms);
 Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup, int64_t repeat,
                      bool wall_only);
 
+// `passes` network passes (every layer `count` times, in order) on resident
+// tensors, all submitted back to back and waited for once, as an
+// application would run the network: wall per pass against the sum of the
+// device times of its convolutions.
+struct PassTiming {
+  double wall_ms = 0;
+  double kernel_ms = 0;
+  bool kernel_timed = true;  // every convolution had a device time
+};
+PassTiming time_passes(Engine& engine, const std::vector<ResidentLayer>& placed,
+                       const std::vector<Layer>& layers, int64_t passes);
+
 // Refuses a tensor the host cannot hold now (sparkle::check_host_budget),
 // naming it, so that a huge but representable shape fails cleanly instead
 // of in the allocator or the OOM killer.

@@ -27,6 +27,27 @@ def table(path):
     return rows[1:]  # without the header row
 
 
+def command_rows(path):
+    """(command, flag, default, meaning): the main 4-column table, plus the
+    3-column tables introduced by a line naming `sparkle-run CMD`."""
+    rows, command = [], None
+    for line in open(path, encoding="utf-8"):
+        m = re.search(r"`sparkle-run (\w+)`", line)
+        if not line.startswith("|"):
+            if line.strip():
+                command = m.group(1) if m else None
+            continue
+        cells = [c.strip().replace("\\|", "|")
+                 for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if set("".join(cells)) <= set("- ") or cells[0] in ("command", "flag"):
+            continue
+        if len(cells) == 4:
+            rows.append(cells)
+        elif len(cells) == 3 and command:
+            rows.append([command] + cells)
+    return rows
+
+
 def flags_of(cell):
     """'`--pad P|PH,PW`, `-h`' -> ['--pad', '-h']"""
     return re.findall(r"`(-{1,2}[a-z][a-z0-9-]*)", cell)
@@ -102,7 +123,7 @@ complete -F _sparkle_run sparkle-run
 
 def main():
     mode, cli_md, env_md, version, out = sys.argv[1:6]
-    cli = [r for r in table(cli_md) if len(r) == 4]
+    cli = command_rows(cli_md)
     env = [r for r in table(env_md) if len(r) == 3]
     if not cli or not env:
         sys.exit("no tables found in %s / %s" % (cli_md, env_md))

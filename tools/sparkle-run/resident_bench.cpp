@@ -77,4 +77,32 @@ Timing time_resident(Engine& engine, const ResidentLayer& layer, int64_t warmup,
   return t;
 }
 
+PassTiming time_passes(Engine& engine, const std::vector<ResidentLayer>& placed,
+                       const std::vector<Layer>& layers, int64_t passes) {
+  std::vector<std::pair<size_t, Future>> futures;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t p = 0; p < passes; ++p)
+    for (size_t i = 0; i < placed.size(); ++i)
+      for (int64_t c = 0; c < layers[i].count; ++c) {
+        RunOptions on;
+        on.device = placed[i].device;
+        const ResidentLayer& l = placed[i];
+        futures.emplace_back(i, engine.submit(l.desc, l.x, l.w, l.bias, l.y, on));
+      }
+  PassTiming t;
+  double kernel_ms = 0;
+  for (auto& [i, f] : futures) {
+    const RunResult r = f.wait();
+    if (r.device_ms > 0)
+      kernel_ms += r.device_ms;
+    else
+      t.kernel_timed = false;
+  }
+  t.wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      static_cast<double>(passes);
+  t.kernel_ms = kernel_ms / static_cast<double>(passes);
+  return t;
+}
+
 }  // namespace sparkle::cli
