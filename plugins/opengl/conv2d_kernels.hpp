@@ -40,6 +40,11 @@ KernelKind kernel_override();
 // SPARKLE_GL_TILE=BMxBNxBK_TMxTN, e.g. "64x128x8_8x8", for tuning by hand.
 std::optional<TileShape> tile_override();
 
+// Empty when every coordinate the shaders compute for d fits their 32-bit
+// ints, else the field that does not (checked by supports_conv2d, so that
+// "auto" picks another device).
+std::string index_range_problem(const sparkle_conv2d_desc& d);
+
 // Empty when the shape can run on this device, else why not.
 std::string tile_problem(const TileShape& t, const GlInfo& info);
 
