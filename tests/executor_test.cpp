@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -471,4 +472,56 @@ TEST_CASE("a tensor on one device feeds a convolution on another") {
   std::vector<float> y(static_cast<size_t>(ty.elements()));
   ty.download(y);
   CHECK(test::compare_with_reference(d, x, w, b, y).max_rel_error <= kTolerance);
+}
+
+TEST_CASE("a stream juggled across devices matches each device's own results, in order") {
+  Engine engine;
+  const auto devices = test::devices_under_test(engine);
+  if (devices.size() < 2) {
+    MESSAGE("one device under test: nothing to juggle");
+    return;
+  }
+  const Conv2dDesc d = batch_desc();
+  std::mt19937_64 rng(test::fresh_seed());
+  const auto w = test::random_tensor(d.weight_elements(), rng);
+  const auto b = test::random_tensor(d.bias_elements(), rng);
+  constexpr int kBatches = 48, kBad = 7;
+  const bool faults = injects_faults(devices[0]) && injects_faults(devices[1]);
+  std::vector<std::vector<float>> xs, ys(kBatches, test::poisoned(d.output_elements()));
+  for (int i = 0; i < kBatches; ++i) {
+    xs.push_back(test::random_tensor(d.input_elements(), rng));
+    if (faults && i == kBad) xs.back()[0] = kFailMarker;
+  }
+  std::string list;
+  for (const auto& dev : devices) list += (list.empty() ? "" : ",") + dev;
+  StreamOptions so;
+  so.run = on(list);
+  Stream stream = engine.stream(d, w, b, so);
+  CHECK(stream.device().find('+') != std::string::npos);
+  std::vector<Future> futures;
+  for (int i = 0; i < kBatches; ++i) futures.push_back(stream.submit(xs[i], ys[i]));
+  std::map<std::string, int> ran_on;
+  for (int i = 0; i < kBatches; ++i) {
+    CAPTURE(i);
+    if (faults && i == kBad) {
+      CHECK_THROWS_WITH_AS(futures[i].wait(), doctest::Contains("fail_marker"), Error);
+      continue;
+    }
+    const RunResult r = futures[i].wait();
+    for (int j = 0; j < i; ++j) CHECK(futures[j].ready());  // in submission order
+    ++ran_on[r.device];
+    // Bit for bit what that device gives for this batch on its own.
+    auto alone = test::poisoned(d.output_elements());
+    engine.conv2d(d, xs[i], w, b, alone, on(r.device));
+    CHECK(same_bits(alone, ys[i]));
+    CHECK(test::compare_with_reference(d, xs[i], w, b, ys[i]).max_rel_error <= kTolerance);
+  }
+  for (const auto& [dev, n] : ran_on) MESSAGE(dev << " ran " << n << " batches");
+  CHECK_THROWS_WITH_AS(
+      [&] {
+        StreamOptions bad;
+        bad.run = on(devices[0] + ",auto");
+        engine.stream(d, w, b, bad);
+      }(),
+      doctest::Contains("each entry must name one device"), Error);
 }

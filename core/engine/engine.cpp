@@ -104,6 +104,7 @@ const std::shared_ptr<exec::DeviceRuntime>& Engine::Impl::open(Device& d) {
     try {
       d.runtime =
           std::make_shared<exec::DeviceRuntime>(d.api, d.plugin, d.props.index, d.props.name);
+      d.opened.store(d.runtime.get(), std::memory_order_release);
     } catch (const std::exception& e) {
       d.open_error = e.what();
     }
@@ -114,7 +115,7 @@ const std::shared_ptr<exec::DeviceRuntime>& Engine::Impl::open(Device& d) {
 
 Engine::Impl::Device* Engine::Impl::by_runtime(const exec::DeviceRuntime* rt) {
   for (auto& d : devices)
-    if (d->runtime.get() == rt) return d.get();
+    if (d->opened.load(std::memory_order_acquire) == rt) return d.get();
   return nullptr;
 }
 
@@ -195,6 +196,7 @@ void Engine::Impl::add_transfer_costs(std::vector<select::Candidate>& cands, con
   for (size_t i = 0; i < cands.size(); ++i) {
     if (!cands[i].unsupported.empty()) continue;
     Device& d = *devices[i];
+    // Every supported candidate was opened by this thread (supports_conv2d).
     const bool host_memory = d.runtime && d.runtime->host_memory();
     double ms = 0;
     double up_here = 0, down_here = 0;
@@ -386,23 +388,67 @@ Stream Engine::stream(const Conv2dDesc& desc, std::span<const float> w, std::spa
     throw Error(ErrorCode::invalid_argument,
                 "slots=" + std::to_string(options.slots) + " must be from 1 to 64");
   const sparkle_conv2d_desc cdesc = Impl::c_desc(desc, options.run);
-  const std::string name = resolve_device(desc, options.run, OperandPlacement::host);
-  Impl::Device* d = impl_->resolve_named(name, desc, &cdesc);
-  const auto& rt = impl_->open(*d);
-  auto tw = impl_->make_tensor(*d, {desc.weight_elements()}, w);
-  std::shared_ptr<exec::TensorState> tb;
-  if (desc.has_bias) tb = impl_->make_tensor(*d, {desc.bias_elements()}, bias);
-  auto recorder = [sel = impl_->selector, fp = d->props.fingerprint, desc](
-                      const exec::Status& st, const exec::ConvTimes& t) {
-    if (!st.ok()) return;
-    sel->record(fp, desc, t.compute_ms);
-    if (t.upload_bytes > 0 || t.download_bytes > 0)
-      sel->record_transfer(fp, static_cast<double>(t.upload_bytes), t.upload_ms,
-                           static_cast<double>(t.download_bytes), t.download_ms);
+  auto make_part = [&](Impl::Device& d) {
+    const auto& rt = impl_->open(d);
+    auto tw = impl_->make_tensor(d, {desc.weight_elements()}, w);
+    std::shared_ptr<exec::TensorState> tb;
+    if (desc.has_bias) tb = impl_->make_tensor(d, {desc.bias_elements()}, bias);
+    auto recorder = [sel = impl_->selector, fp = d.props.fingerprint, desc](
+                        const exec::Status& st, const exec::ConvTimes& t) {
+      if (!st.ok()) return;
+      sel->record(fp, desc, t.compute_ms);
+      if (t.upload_bytes > 0 || t.download_bytes > 0)
+        sel->record_transfer(fp, static_cast<double>(t.upload_bytes), t.upload_ms,
+                             static_cast<double>(t.download_bytes), t.download_ms);
+    };
+    return std::make_unique<exec::DeviceStream>(rt, impl_->plan_for(d, desc, cdesc), desc,
+                                                std::move(tw), std::move(tb), options.slots,
+                                                options.transfer, std::move(recorder));
   };
-  return Stream(std::make_unique<exec::StreamState>(rt, impl_->plan_for(*d, desc, cdesc), desc,
-                                                    std::move(tw), std::move(tb), options.slots,
-                                                    options.transfer, std::move(recorder)));
+
+  // Several devices: "all" (every one that can run it) or a list.
+  const std::string& want = options.run.device;
+  if (want == "all" || want.find(',') != std::string::npos) {
+    std::vector<Impl::Device*> chosen;
+    if (want == "all") {
+      auto cands = impl_->candidates(desc, cdesc);
+      for (size_t i = 0; i < cands.size(); ++i)
+        if (cands[i].unsupported.empty()) chosen.push_back(impl_->devices[i].get());
+    } else {
+      size_t start = 0;
+      while (start <= want.size()) {
+        const size_t comma = std::min(want.find(',', start), want.size());
+        const std::string name = want.substr(start, comma - start);
+        if (name.empty() || name == "auto" || name == "all")
+          throw Error(ErrorCode::invalid_argument,
+                      "stream device list '" + want + "': each entry must name one device");
+        Impl::Device* d = impl_->resolve_named(name, desc, &cdesc);
+        if (std::find(chosen.begin(), chosen.end(), d) == chosen.end()) chosen.push_back(d);
+        start = comma + 1;
+      }
+    }
+    if (chosen.empty())
+      throw Error(ErrorCode::unsupported, "no device supports " + desc.to_string());
+    if (chosen.size() > 1) {
+      std::vector<std::unique_ptr<exec::DeviceStream>> parts;
+      std::vector<double> ms;
+      const double x_bytes = 4.0 * static_cast<double>(desc.input_elements());
+      const double y_bytes = 4.0 * static_cast<double>(desc.output_elements());
+      for (Impl::Device* d : chosen) {
+        impl_->calibrate(*d);
+        const auto& rt = impl_->open(*d);
+        double est = impl_->selector->estimate_ms(d->props.fingerprint, desc, nullptr);
+        if (!rt->host_memory())
+          est += impl_->selector->transfer_estimate_ms(d->props.fingerprint, x_bytes, y_bytes);
+        ms.push_back(est);
+        parts.push_back(make_part(*d));
+      }
+      return Stream(std::make_unique<exec::JuggledStream>(std::move(parts), std::move(ms)));
+    }
+    return Stream(make_part(*chosen.front()));
+  }
+  const std::string name = resolve_device(desc, options.run, OperandPlacement::host);
+  return Stream(make_part(*impl_->resolve_named(name, desc, &cdesc)));
 }
 
 std::shared_ptr<exec::TensorState> Engine::Impl::make_tensor(Device& d,

@@ -3,6 +3,7 @@
 // core/engine.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -39,7 +40,10 @@ struct Engine::Impl {
     std::shared_ptr<void> plugin;  // keeps the plugin loaded while the device is open
     DeviceProperties props;
     std::once_flag open_once;
-    std::shared_ptr<exec::DeviceRuntime> runtime;
+    std::shared_ptr<exec::DeviceRuntime> runtime;  // read only after open()'s call_once
+    // The runtime once open, for threads that have not been through open()
+    // (by_runtime compares every device's).
+    std::atomic<const exec::DeviceRuntime*> opened{nullptr};
     std::string open_error;
     std::once_flag calibrate_once;
     PlanCache plans{plan_cache_capacity()};

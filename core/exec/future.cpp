@@ -8,16 +8,42 @@ namespace sparkle {
 
 namespace exec {
 
+namespace {
+void run_all(std::vector<std::function<void()>>& fns) noexcept {
+  for (auto& fn : fns) {
+    try {
+      fn();
+    } catch (...) {
+    }
+  }
+}
+}  // namespace
+
 void FutureState::complete(RunResult r) noexcept {
+  std::vector<std::function<void()>> then;
   {
     std::lock_guard lock(mutex);
     result = std::move(r);
     done = true;
+    then.swap(continuations);
   }
   cv.notify_all();
+  run_all(then);
+}
+
+void FutureState::on_done(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mutex);
+    if (!done) {
+      continuations.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
 }
 
 void FutureState::fail(const Status& s) noexcept {
+  std::vector<std::function<void()>> then;
   {
     std::lock_guard lock(mutex);
     try {
@@ -27,8 +53,10 @@ void FutureState::fail(const Status& s) noexcept {
     }
     if (status.message.empty()) status.message = "failed";
     done = true;
+    then.swap(continuations);
   }
   cv.notify_all();
+  run_all(then);
 }
 
 }  // namespace exec

@@ -29,8 +29,8 @@ sparkle_buffer_desc desc_of(sparkle_memory_kind kind, size_t bytes) {
 }
 }  // namespace
 
-StreamState::Slot::Slot(const std::shared_ptr<DeviceRuntime>& dev, size_t x_bytes, size_t y_bytes,
-                        bool staged)
+DeviceStream::Slot::Slot(const std::shared_ptr<DeviceRuntime>& dev, size_t x_bytes, size_t y_bytes,
+                         bool staged)
     : device(dev) {
   if (x_bytes == 0) return;  // host-memory device: batches are aliased, not copied
   try {
@@ -49,15 +49,15 @@ StreamState::Slot::Slot(const std::shared_ptr<DeviceRuntime>& dev, size_t x_byte
   }
 }
 
-StreamState::Slot::~Slot() {
+DeviceStream::Slot::~Slot() {
   for (sparkle_buffer b : {dx, dy, up, down})
     if (b != nullptr) device->destroy(b);
 }
 
-StreamState::StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
-                         const Conv2dDesc& desc, std::shared_ptr<TensorState> w,
-                         std::shared_ptr<TensorState> bias, int slots, StreamTransfer transfer,
-                         Recorder recorder)
+DeviceStream::DeviceStream(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
+                           const Conv2dDesc& desc, std::shared_ptr<TensorState> w,
+                           std::shared_ptr<TensorState> bias, int slots, StreamTransfer transfer,
+                           Recorder recorder)
     : device_(std::move(device)),
       plan_(std::move(plan)),
       desc_(desc),
@@ -75,20 +75,20 @@ StreamState::StreamState(std::shared_ptr<DeviceRuntime> device, PlanRef plan,
         std::make_shared<Slot>(device_, aliased ? 0 : x_bytes_, aliased ? 0 : y_bytes_, staged_));
 }
 
-StreamState::~StreamState() { drain(); }
+DeviceStream::~DeviceStream() { drain(); }
 
-void StreamState::wait_done(const std::shared_ptr<FutureState>& f) {
+void DeviceStream::wait_done(const std::shared_ptr<FutureState>& f) {
   if (!f) return;
   std::unique_lock lock(f->mutex);
   f->cv.wait(lock, [&] { return f->done; });
 }
 
-void StreamState::drain() {
+void DeviceStream::drain() {
   std::lock_guard lock(mutex_);
   for (auto& s : slots_) wait_done(s->last);
 }
 
-Future StreamState::submit(std::span<const float> x, std::span<float> y) {
+Future DeviceStream::submit(std::span<const float> x, std::span<float> y) {
   if (x.size() * sizeof(float) != x_bytes_)
     throw Error(ErrorCode::invalid_argument, "x has " + std::to_string(x.size()) +
                                                  " elements, desc needs " +
@@ -196,6 +196,101 @@ Future StreamState::submit(std::span<const float> x, std::span<float> y) {
   Future f(work.future);
   device_->executor().submit(std::make_unique<ConvJob>(std::move(work)));
   return f;
+}
+
+// ---- JuggledStream ----------------------------------------------------------
+
+JuggledStream::JuggledStream(std::vector<std::unique_ptr<DeviceStream>> parts,
+                             std::vector<double> ms_per_batch)
+    : parts_(std::move(parts)),
+      in_flight_(parts_.size(), 0),
+      ms_(std::move(ms_per_batch)),
+      last_done_(parts_.size()) {
+  for (size_t i = 0; i < parts_.size(); ++i) name_ += (i ? "+" : "") + parts_[i]->device();
+  ms_.resize(parts_.size(), 1.0);
+  for (auto& m : ms_)
+    if (!(m > 0)) m = 1.0;
+}
+
+JuggledStream::~JuggledStream() { drain(); }
+
+int JuggledStream::slots() const {
+  int n = 0;
+  for (const auto& p : parts_) n += p->slots();
+  return n;
+}
+
+Future JuggledStream::submit(std::span<const float> x, std::span<float> y) {
+  std::lock_guard turn(submit_mutex_);
+  size_t best = 0;
+  {
+    std::lock_guard lock(mutex_);
+    // Expected finish of a new batch on each part: its queue plus this one.
+    double best_ms = 0;
+    for (size_t i = 0; i < parts_.size(); ++i) {
+      const double finish = (in_flight_[i] + 1) * ms_[i];
+      if (i == 0 || finish < best_ms) best = i, best_ms = finish;
+    }
+    ++in_flight_[best];
+  }
+  auto p = std::make_shared<Pending>();
+  p->part = best;
+  p->outer = std::make_shared<FutureState>();
+  Future inner;
+  try {
+    inner = parts_[best]->submit(x, y);  // may wait for one of its slots
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    --in_flight_[best];
+    throw;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    order_.push_back(p);
+  }
+  p->inner = inner.state();
+  p->inner->on_done([this, p] { finished(p); });
+  return Future(p->outer);
+}
+
+void JuggledStream::finished(const std::shared_ptr<Pending>& p) {
+  std::lock_guard lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  const size_t i = p->part;
+  --in_flight_[i];
+  // Time per batch: the gap between completions while the part stays busy,
+  // else the batch's own wall time.
+  double ms = p->inner->result.wall_ms;
+  if (last_done_[i].time_since_epoch().count() != 0 && in_flight_[i] > 0)
+    ms = std::chrono::duration<double, std::milli>(now - last_done_[i]).count();
+  last_done_[i] = now;
+  if (ms > 0) ms_[i] = 0.7 * ms_[i] + 0.3 * ms;
+  p->ready = true;
+  // Release in submission order.
+  while (!order_.empty() && order_.front()->ready) {
+    auto head = order_.front();
+    order_.pop_front();
+    if (head->inner->status.ok())
+      head->outer->complete(head->inner->result);
+    else
+      head->outer->fail(head->inner->status);
+  }
+}
+
+void JuggledStream::drain() {
+  std::lock_guard turn(submit_mutex_);
+  for (auto& part : parts_) part->drain();
+  std::vector<std::shared_ptr<FutureState>> outer;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& p : order_) outer.push_back(p->outer);
+  }
+  for (auto& f : outer) {
+    std::unique_lock lock(f->mutex);
+    f->cv.wait(lock, [&] { return f->done; });
+  }
+  // The last finished() may still be returning after completing them.
+  std::lock_guard lock(mutex_);
 }
 
 }  // namespace exec

@@ -25,6 +25,8 @@ class Future {
   RunResult wait() const;
 
   explicit Future(std::shared_ptr<exec::FutureState> state) : state_(std::move(state)) {}
+  // The engine's internal state (for the engine only).
+  const std::shared_ptr<exec::FutureState>& state() const { return state_; }
 
  private:
   std::shared_ptr<exec::FutureState> state_;

@@ -26,8 +26,12 @@ enum class StreamTransfer {
 };
 
 struct StreamOptions {
-  RunOptions run;  // device choice (auto: the fastest for this op with host data)
-  int slots = 3;   // batches in flight, each with its own device buffers
+  // Device choice: auto (the fastest for this op with host data), one
+  // device, or several ("all", or a comma-separated list such as
+  // "cpu,opengl:0"): each batch then goes to the device expected to finish
+  // it first, and futures still complete in submission order.
+  RunOptions run;
+  int slots = 3;  // batches in flight, each with its own device buffers
   StreamTransfer transfer = StreamTransfer::copy;
 };
 

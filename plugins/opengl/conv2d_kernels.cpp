@@ -358,6 +358,30 @@ double gemm_efficiency(const KernelConfig& c, const GemmGeometry& g) {
 
 }  // namespace
 
+std::string index_range_problem(const sparkle_conv2d_desc& d) {
+  // The shaders take every size as a #define and compute input coordinates
+  // as oy * STR_H - PAD_T + r * DIL_H in 32-bit ints; a literal past 2^31
+  // does not compile and a sum past it wraps. 2^30 leaves room for the
+  // coordinates of out-of-range tile edges.
+  constexpr int64_t kMax = int64_t{1} << 30;
+  const std::pair<const char*, int64_t> fields[] = {
+      {"stride_h", d.stride_h},     {"stride_w", d.stride_w},  {"dilation_h", d.dilation_h},
+      {"dilation_w", d.dilation_w}, {"pad_top", d.pad_top},    {"pad_left", d.pad_left},
+      {"pad_bottom", d.pad_bottom}, {"pad_right", d.pad_right}};
+  for (const auto& [name, v] : fields)
+    if (v > kMax)
+      return std::string(name) + "=" + std::to_string(v) +
+             " is beyond the OpenGL backend's 32-bit index range (at most 2^30)";
+  // Padded extents: each term is at most 2^30 here, and h, w are bounded by
+  // the tensor size check, so the sums cannot overflow int64.
+  const int64_t padded_h = d.h + d.pad_top + d.pad_bottom,
+                padded_w = d.w + d.pad_left + d.pad_right;
+  if (padded_h > kMax || padded_w > kMax)
+    return "padded input " + std::to_string(padded_h) + "x" + std::to_string(padded_w) +
+           " is beyond the OpenGL backend's 32-bit index range (at most 2^30 per side)";
+  return {};
+}
+
 bool winograd_applies(const sparkle_conv2d_desc& d) {
   return d.r == 3 && d.s == 3 && d.stride_h == 1 && d.stride_w == 1 && d.dilation_h == 1 &&
          d.dilation_w == 1 && d.groups == 1;

@@ -53,6 +53,11 @@ struct ConvKernel {
   std::vector<uint64_t> workspace_bytes;  // kWs0, kWs1, ...
 };
 
+// Empty when every coordinate the shaders compute for d fits their 32-bit
+// ints, else the field that does not (checked by supports_conv2d, so that
+// "auto" picks another device).
+std::string index_range_problem(const sparkle_conv2d_desc& d);
+
 // Empty when config can run d on this device, else why not (shared memory,
 // invocation limits, loader constraints, subgroups, 32-bit indexing).
 std::string config_problem(const sparkle_conv2d_desc& d, const KernelConfig& config,

@@ -344,6 +344,8 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
 
 void GlDevice::check_supported(const sparkle_conv2d_desc& d) {
   check_desc(d);
+  if (const std::string why = index_range_problem(d); !why.empty())
+    throw Error(SPARKLE_UNSUPPORTED, why);
   const GlInfo& info = ctx_->info();
   const struct {
     const char* name;

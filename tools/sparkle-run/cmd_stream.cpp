@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
 
 #include "cli.hpp"
 
@@ -57,6 +58,129 @@ std::string stages_json(const Stages& s) {
          ",\"download_ms\":" + ms(s.download) + ",\"bound_ms\":" + ms(s.bound()) + "}";
 }
 
+// `--device all` or a list: each device's own stream, then one stream
+// juggled across them, every output checked bit for bit against a
+// synchronous run on the device that produced it.
+int run_juggled(Engine& engine, const Conv2dDesc& d, const std::string& devices, int64_t batches,
+                int64_t slots, int64_t rounds, int64_t seed, StreamTransfer transfer, bool json,
+                bool quiet) {
+  const auto x_count = static_cast<size_t>(d.input_elements());
+  const auto y_count = static_cast<size_t>(d.output_elements());
+  check_fits_in_memory(
+      "the stream's inputs and outputs",
+      static_cast<int64_t>((x_count + 4 * y_count) * static_cast<size_t>(batches)));
+  const auto w = random_tensor(d.weight_elements(), static_cast<uint64_t>(seed) * 7 + 1);
+  const auto b = random_tensor(d.bias_elements(), static_cast<uint64_t>(seed) * 7 + 2);
+  std::vector<float> xs(x_count * static_cast<size_t>(batches));
+  for (int64_t i = 0; i < batches; ++i) {
+    const auto x = random_tensor(d.input_elements(), static_cast<uint64_t>(seed) * 7919 + i);
+    std::memcpy(xs.data() + static_cast<size_t>(i) * x_count, x.data(), x_count * sizeof(float));
+  }
+  auto x_of = [&](int64_t i) {
+    return std::span<const float>(xs).subspan(static_cast<size_t>(i) * x_count, x_count);
+  };
+  StreamOptions so;
+  so.run.device = devices;
+  so.slots = static_cast<int>(slots);
+  so.transfer = transfer;
+  Stream juggled = engine.stream(d, w, b, so);
+  std::vector<std::string> names;
+  for (size_t start = 0; start <= juggled.device().size();) {
+    const size_t plus = std::min(juggled.device().find('+', start), juggled.device().size());
+    names.push_back(juggled.device().substr(start, plus - start));
+    start = plus + 1;
+  }
+  // Each device's synchronous outputs (the check) and its own stream.
+  std::map<std::string, std::vector<float>> sync;
+  std::vector<Stream> own;
+  for (const auto& n : names) {
+    auto& y = sync[n];
+    y.resize(y_count * static_cast<size_t>(batches));
+    RunOptions on;
+    on.device = n;
+    for (int64_t i = 0; i < batches; ++i)
+      engine.conv2d(d, x_of(i), w, b, std::span<float>(y).subspan(i * y_count, y_count), on);
+    StreamOptions one = so;
+    one.run.device = n;
+    own.push_back(engine.stream(d, w, b, one));
+  }
+  std::vector<float> out(y_count * static_cast<size_t>(batches));
+  auto run_stream_once = [&](Stream& s, std::vector<std::string>* ran_on) {
+    std::vector<Future> futures;
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < batches; ++i)
+      futures.push_back(s.submit(x_of(i), std::span<float>(out).subspan(i * y_count, y_count)));
+    bool identical = true;
+    for (int64_t i = 0; i < batches; ++i) {
+      const RunResult r = futures[static_cast<size_t>(i)].wait();
+      if (ran_on != nullptr) ran_on->push_back(r.device);
+      const float* want = sync[r.device].data() + static_cast<size_t>(i) * y_count;
+      identical = identical && std::memcmp(want, out.data() + static_cast<size_t>(i) * y_count,
+                                           y_count * sizeof(float)) == 0;
+    }
+    return std::pair{since_ms(start) / static_cast<double>(batches), identical};
+  };
+  spin_up([&] { return juggled.submit(x_of(0), std::span<float>(out).subspan(0, y_count)); }, 1000);
+  std::vector<std::vector<double>> own_ms(names.size());
+  std::vector<double> juggled_ms;
+  std::vector<std::string> ran_on;
+  bool identical = true;
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < names.size(); ++k) {
+      auto [ms, ok] = run_stream_once(own[k], nullptr);
+      own_ms[k].push_back(ms);
+      identical = identical && ok;
+    }
+    ran_on.clear();
+    auto [ms, ok] = run_stream_once(juggled, &ran_on);
+    juggled_ms.push_back(ms);
+    identical = identical && ok;
+    if (!quiet)
+      std::fprintf(stderr, "[round %lld/%lld] juggled %.3f ms/batch\n", (long long)(r + 1),
+                   (long long)rounds, ms);
+  }
+  double sum_rate = 0;  // batches per ms, each device alone
+  for (auto& m : own_ms) sum_rate += 1.0 / median(m);
+  const double juggled_rate = 1.0 / median(juggled_ms);
+  double best_rate = 0;
+  for (auto& m : own_ms) best_rate = std::max(best_rate, 1.0 / median(m));
+  std::map<std::string, int64_t> count;
+  for (const auto& n : ran_on) ++count[n];
+  if (json) {
+    std::string o = "{\"devices\":" + json_string(juggled.device()) +
+                    ",\"desc\":" + json_string(d.to_string()) +
+                    ",\"batches\":" + std::to_string(batches) +
+                    ",\"slots\":" + std::to_string(slots) + ",\"own\":[";
+    for (size_t k = 0; k < names.size(); ++k)
+      o += (k ? "," : "") + std::string("{\"device\":") + json_string(names[k]) +
+           ",\"ms_per_batch\":" + json_number(median(own_ms[k])) + "}";
+    o += "],\"juggled_ms_per_batch\":" + json_number(median(juggled_ms)) + ",\"batches_on\":{";
+    bool first = true;
+    for (const auto& [n, c] : count) {
+      o += (first ? "" : ",") + json_string(n) + ":" + std::to_string(c);
+      first = false;
+    }
+    o += "},\"vs_best_device\":" + json_number(juggled_rate / best_rate) +
+         ",\"vs_sum_of_devices\":" + json_number(juggled_rate / sum_rate) +
+         ",\"outputs_identical\":" + (identical ? "true" : "false") + "}";
+    std::cout << o << "\n";
+  } else {
+    std::printf("stream of %lld batches of %s juggled across %s, %lld slots each\n",
+                (long long)batches, d.to_string().c_str(), juggled.device().c_str(),
+                (long long)slots);
+    for (size_t k = 0; k < names.size(); ++k)
+      std::printf("  %-12s alone %9.3f ms/batch\n", names[k].c_str(), median(own_ms[k]));
+    std::printf(
+        "  juggled      %9.3f ms/batch: %.2fx the fastest device, %.2f of the devices' sum\n",
+        median(juggled_ms), juggled_rate / best_rate, juggled_rate / sum_rate);
+    for (const auto& [n, c] : count)
+      std::printf("  %-12s took %lld batches\n", n.c_str(), (long long)c);
+    std::printf("outputs: %s\n", identical ? "each bit-identical to its device's synchronous run"
+                                           : "MISMATCH against a device's synchronous run");
+  }
+  return identical ? 0 : 1;
+}
+
 }  // namespace
 
 int run_stream(int argc, char** argv) {
@@ -88,9 +212,7 @@ int run_stream(int argc, char** argv) {
       "spinup", po::value<std::string>()->default_value("1000"),
       "milliseconds of back-to-back batches before timing, so a GPU's clocks are up (0: none)")(
       "json", "print one JSON object")("quiet", "no progress lines on stderr");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
@@ -142,6 +264,13 @@ int run_stream(int argc, char** argv) {
   Engine engine;
   RunOptions run;
   run.device = vm["device"].as<std::string>();
+  if (run.device == "all" || run.device.find(',') != std::string::npos) {
+    if (memory == "engine")
+      throw UsageError("memory=engine needs one device (host memory belongs to a device)");
+    return run_juggled(engine, d, run.device, batches, slots, rounds, seed,
+                       transfer == "direct" ? StreamTransfer::direct : StreamTransfer::copy, json,
+                       quiet);
+  }
   const std::string device = engine.resolve_device(d, run);
   run.device = device;
 

@@ -59,16 +59,13 @@ int run_tune(int argc, char** argv) {
       "seed", po::value<std::string>()->default_value("1"), "seed of the random data")(
       "quiet", "no progress lines on stderr")("verbose", "a progress line per variant")(
       "json", "print one JSON object (every timing) instead of the table");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  // The shared parser: stray tokens are refused by name, not dropped.
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
   }
-  auto one_int = [&](const char* name) {
-    return parse_int_list(vm[name].as<std::string>(), name, {1})[0];
-  };
+  auto one_int = [&](const char* name) { return int_option(vm, name); };
   const int64_t batch = one_int("batch"), repeat = one_int("repeat"), rounds = one_int("rounds"),
                 busy = one_int("busy-ms"), max_variants = one_int("max-variants"),
                 seed = one_int("seed"), budget = one_int("budget");
