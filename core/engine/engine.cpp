@@ -36,7 +36,7 @@ const char* kind_name(sparkle_device_kind kind) {
 
 std::string profile_path() {
   const std::string dir = cache::cache_directory();
-  return dir.empty() ? std::string() : dir + "/selector-profile-v2.txt";
+  return dir.empty() ? std::string() : dir + "/selector-profile-v3.json";
 }
 
 void check_size(const char* name, size_t got, int64_t want) {
