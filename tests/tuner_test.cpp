@@ -160,3 +160,32 @@ TEST_CASE("a budget or a candidate limit stops measuring; a device without varia
   CHECK_THROWS_AS(tuner.tune(layer(20), quick("nope")), Error);
   CHECK_THROWS_AS(tuner.tune(layer(20), quick("auto")), Error);
 }
+
+TEST_CASE("the selector starts from the tuner's measured time of an op") {
+  private_environment();
+  const Conv2dDesc d = layer(24);
+  double tuned_ms = 0;
+  {
+    Tuner tuner(sim_only());
+    const TuneResult r = tuner.tune(d, quick("sim:0"));
+    REQUIRE(r.winner_ms > 0);
+    tuned_ms = r.winner_ms;
+  }
+  const auto seeded = tuned_median_ms(Engine(sim_only()).devices().at(0).fingerprint, d, 0);
+  REQUIRE(seeded.has_value());
+  CHECK(*seeded == doctest::Approx(tuned_ms));
+  // Under auto, before any call of this op, the tuned device's line says
+  // its estimate is learned (one sample: the tuner's), not the cost model.
+  Engine engine(sim_only());
+  std::vector<float> x(d.input_elements(), 0.5f), w(d.weight_elements(), 0.25f),
+      b(d.bias_elements(), 0.1f), y(d.output_elements());
+  RunOptions o;
+  o.device = "auto";
+  o.explain = true;
+  const RunResult r = engine.conv2d(d, x, w, b, y, o);
+  bool found = false;
+  for (const auto& line : r.explanation)
+    if (line.find("sim:0: learned") != std::string::npos) found = true;
+  CAPTURE(r.explanation.size());
+  CHECK(found);
+}

@@ -9,7 +9,10 @@ Reads the raw logs as they are written:
   - `sparkle-bench-onednn --json` output (two series from one file, sparkle
     and oneDNN measured side by side, and the FMA peak it measured);
   - `bench/cudnn_reference.py` output, its --json file or its text table
-    (cuDNN; --batch picks the batch when the log has several).
+    (cuDNN; --batch picks the batch when the log has several);
+  - `bench/gl_vs_cudnn.py --json` output, plain or gzipped (two series
+    from one file, sparkle's OpenGL backend and cuDNN taking turns, and the
+    FP32 peak it computed from the device).
 The dashed line is the measured peak: from the oneDNN bench's log, or
 --peak when the log has none. Plain SVG, written by hand: no plotting
 library needed (Debian's python3 is enough).
@@ -23,7 +26,11 @@ from xml.sax.saxutils import escape
 
 def load(path, batch):
     """[(series name, {layer: gflops}, layer order, peak or None)] from one log."""
-    text = open(path, encoding="utf-8").read()
+    if path.endswith(".gz"):
+        import gzip
+        text = gzip.open(path, "rt", encoding="utf-8").read()
+    else:
+        text = open(path, encoding="utf-8").read()
     try:
         doc = json.loads(text)
     except ValueError:
@@ -40,6 +47,17 @@ def load(path, batch):
         order = [l["name"] for l in doc["layers"]]
         return [("sparkle %s" % doc.get("device", ""),
                  {l["name"]: l["gflops"] for l in doc["layers"]}, order, None)]
+    if isinstance(doc, dict) and "batches" in doc and "peak_tflops" in doc:  # gl_vs_cudnn.py
+        runs = [b for b in doc["batches"] if batch is None or b["batch"] == batch]
+        if not runs:
+            sys.exit("%s: no batch %s" % (path, batch))
+        layers = runs[0]["layers"]
+        order = [l["name"] for l in layers]
+        sp = {l["name"]: l["flops"] / (l["sparkle_ms"] * 1e6) for l in layers}
+        cu = {l["name"]: l["flops"] / (l["cudnn_ms"] * 1e6) for l in layers}
+        peak = doc["peak_tflops"] * 1e3
+        return [("sparkle opengl, tuned (%s)" % doc.get("gpu", ""), sp, order, peak),
+                ("cuDNN %s (strict FP32)" % doc.get("cudnn", ""), cu, order, peak)]
     if isinstance(doc, dict) and "results" in doc:  # cudnn_reference.py --json
         runs = [r for r in doc["results"] if batch is None or r["batch"] == batch]
         if not runs:

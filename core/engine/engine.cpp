@@ -1,6 +1,7 @@
 // Engine: the public API over Engine::Impl. Validates each call, resolves
 // the device and hands the work to that device's executor.
 #include <sparkle/engine.hpp>
+#include <sparkle/tune.hpp>
 
 #include "cache/cache_dir.hpp"
 #include "engine/engine_impl.hpp"
@@ -174,7 +175,6 @@ Engine::Impl::Device* Engine::Impl::resolve_named(const std::string& want_in,
 
 std::vector<select::Candidate> Engine::Impl::candidates(const Conv2dDesc& desc,
                                                         const sparkle_conv2d_desc& cdesc) {
-  (void)desc;
   std::vector<select::Candidate> out;
   for (auto& d : devices) {
     select::Candidate c{d->props.name, d->props.fingerprint, {}, 0};
@@ -186,6 +186,14 @@ std::vector<select::Candidate> Engine::Impl::candidates(const Conv2dDesc& desc,
     if (c.unsupported.empty()) {
       calibrate(*d);
       if (!selector->has_model(c.fingerprint)) c.unsupported = "calibration failed";
+      // One feedback loop: a device time the tuner measured for this op
+      // seeds a bucket the selector has not measured yet; real calls then
+      // refine it as usual.
+      int samples = 0;
+      selector->estimate_ms(c.fingerprint, desc, &samples);
+      if (c.unsupported.empty() && samples == 0)
+        if (const auto tuned = tuned_median_ms(c.fingerprint, desc, cdesc.flags))
+          selector->record(c.fingerprint, desc, *tuned);
     }
     out.push_back(std::move(c));
   }

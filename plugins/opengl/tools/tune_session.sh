@@ -26,7 +26,7 @@ export XDG_RUNTIME_DIR=$(mktemp -d)
 # A fresh cache: tuning and its compiles are measured from scratch, and the
 # race then runs what this call tuned. NVIDIA's own shader cache stays off so
 # compile times are sparkle's.
-export SPARKLE_CACHE_DIR=$(mktemp -d)
+export SPARKLE_CACHE_DIR=${SPARKLE_CACHE_DIR:-$(mktemp -d)}  # a fresh, empty folder
 export __GL_SHADER_DISK_CACHE=0
 export PYTHONUNBUFFERED=1
 exe=$(command -v sparkle-run)
