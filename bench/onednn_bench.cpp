@@ -26,11 +26,13 @@
 #include <cstdlib>
 #include <ctime>
 #include <dnnl.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
 #include <sparkle/engine.hpp>
 #include <sparkle/shapes.hpp>
+#include <sparkle/text.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -54,6 +56,31 @@ struct Options {
   std::string json;
 };
 
+// The ResNet-50 shapes: installed next to the program
+// (<exe>/../share/sparkle/shapes), else those of the source tree this was
+// built from (running from the build tree).
+std::string default_shapes() {
+  std::error_code ec;
+  const auto exe = std::filesystem::canonical("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed =
+        exe.parent_path().parent_path() / "share" / "sparkle" / "shapes" / "resnet50_v1_5.shapes";
+    if (std::filesystem::is_regular_file(installed, ec)) return installed.string();
+  }
+  return SPARKLE_BENCH_DEFAULT_SHAPES;
+}
+
+// The one integer grammar (sparkle/text.hpp), like sparkle-run.
+int64_t integer(const std::string& flag, const std::string& text) {
+  const sparkle::ParsedInteger v = sparkle::parse_integer(text);
+  if (v.problem != sparkle::IntegerProblem::none) {
+    std::fprintf(stderr, "%s='%s' is not an integer\n", flag.c_str(),
+                 sparkle::printable(text).c_str());
+    std::exit(2);
+  }
+  return v.value;
+}
+
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: %s [--shapes FILE] [--batch N] [--repeat N] [--rounds N]\n"
@@ -64,13 +91,13 @@ struct Options {
                "  libraries taking turns each round. host: NCHW in and out, reorders\n"
                "  timed; resident: each library's own layouts kept between calls.\n"
                "  Default shapes: %s\n",
-               argv0, SPARKLE_BENCH_DEFAULT_SHAPES);
+               argv0, default_shapes().c_str());
   std::exit(code);
 }
 
 Options parse(int argc, char** argv) {
   Options o;
-  o.shapes = SPARKLE_BENCH_DEFAULT_SHAPES;
+  o.shapes = default_shapes();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -84,11 +111,11 @@ Options parse(int argc, char** argv) {
       if (a == "--shapes") {
         o.shapes = value();
       } else if (a == "--batch") {
-        o.batch = std::stoll(value());
+        o.batch = integer(a, value());
       } else if (a == "--repeat") {
-        o.repeat = std::stoi(value());
+        o.repeat = static_cast<int>(std::clamp<int64_t>(integer(a, value()), 0, 1 << 30));
       } else if (a == "--rounds") {
-        o.rounds = std::stoi(value());
+        o.rounds = static_cast<int>(std::clamp<int64_t>(integer(a, value()), 0, 1 << 30));
       } else if (a == "--weights") {
         const std::string v = value();
         if (v != "constant" && v != "per-call") {

@@ -2,6 +2,8 @@
 // entries survive) and the disk blob store (round trip, every kind of bad
 // entry is a miss that gets replaced or skipped, size cap, eviction).
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <sparkle/live_cache.hpp>
 #include <thread>
 
+#include "cache/blob_entry.hpp"
 #include "cache/blob_store.hpp"
 #include "cache/sha256.hpp"
 
@@ -194,6 +197,98 @@ TEST_CASE("bad cache entries are misses and are replaced") {
   store.put(k.c(), payload.data(), payload.size(), 1);
   CHECK_FALSE(store.get(k.c()));
   CHECK(fs::is_directory(path));
+  fs::remove(path);
+}
+
+TEST_CASE("oversized, linked and special cache entries are refused before they are read") {
+  const auto dir = fresh_dir("oversized");
+  BlobStore store(config_in(dir, 1 << 20));
+  Key k{"source"};
+  const std::string path = store.path_of(k.c());
+  fs::create_directories(dir);
+  // A sparse 3 GiB file (no disk used): reading it whole before rejecting
+  // it took seconds and 3 GiB of memory.
+  const auto big = dir / "big-file";
+  write(big.string(), "SPKBLOB1");
+  fs::resize_file(big, uint64_t{3} << 30);
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  double seconds = 0;
+  auto timed_miss = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(store.get(k.c()));
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  fs::rename(big, path);
+  timed_miss();
+  fs::rename(path, big);
+  fs::create_symlink(big, path);  // a link to it
+  timed_miss();
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  CHECK(seconds < 0.5);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 65536);  // KiB: no 3 GiB buffer
+  const auto listed = store.list();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].problem.find("larger than SPARKLE_CACHE_MAX_BYTES") != std::string::npos);
+
+  // A FIFO in the entry's place must not block the lookup.
+  fs::remove(path);
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  CHECK_FALSE(store.get(k.c()));
+  CHECK(store.list().at(0).problem == "not a regular file");
+  fs::remove(path);
+  fs::remove(big);
+  store.put(k.c(), "data", 4, 1);
+  CHECK(store.get(k.c()));
+}
+
+TEST_CASE("the entry reader names what does not add up") {
+  sparkle::cache::EntryHeader h;
+  h.fields = {"core", "plugin", "pb", "kind", "name", "fp", "opts", "srcsha"};
+  const std::string payload = "the payload";
+  h.payload_size = payload.size();
+  h.payload_sha = sparkle::cache::sha256_hex(payload.data(), payload.size());
+  const std::string good = sparkle::cache::encode_entry(h, payload);
+  const size_t header_size = good.size() - payload.size() - 12 - 32;
+  auto with_size_field = [&](uint32_t v) {
+    std::string f = good;
+    for (int i = 0; i < 4; ++i) f[8 + i] = static_cast<char>(v >> (8 * i));
+    return f;
+  };
+  const struct {
+    const char* what;
+    std::string file;
+    uint64_t max_bytes;
+    const char* why;
+  } cases[] = {
+      {"good", good, 1 << 20, ""},
+      {"empty", "", 1 << 20, "empty file"},
+      {"above the cap", good, good.size() - 1, "larger than SPARKLE_CACHE_MAX_BYTES"},
+      {"too short", good.substr(0, 20), 1 << 20, "truncated (20 bytes)"},
+      {"other format version", "SPKBLOB0" + good.substr(8), 1 << 20,
+       "not a sparkle cache entry of this format version"},
+      {"header size past the end", with_size_field(0xffffffffu), 1 << 20, "truncated header"},
+      {"header size one short", with_size_field(static_cast<uint32_t>(header_size - 1)), 1 << 20,
+       "corrupt header"},
+      {"payload cut", good.substr(0, good.size() - 3), 1 << 20,
+       "truncated payload (8 of 11 bytes)"},
+      {"payload grown", good + "x", 1 << 20, "truncated payload (12 of 11 bytes)"},
+      {"payload flipped", good.substr(0, good.size() - 1) + "X", 1 << 20, "corrupt payload"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(std::string(c.what));
+    sparkle::cache::EntryHeader got;
+    std::string body, why;
+    const bool ok = sparkle::cache::decode_entry(c.file, c.max_bytes, &got, &body, &why);
+    CAPTURE(why);
+    CHECK(ok == (std::string(c.why).empty()));
+    CHECK(why.find(c.why) != std::string::npos);
+    if (ok) {
+      CHECK(body == payload);
+      CHECK(got.fields == h.fields);
+    }
+  }
 }
 
 TEST_CASE("an unwritable cache folder turns caching off without failing") {

@@ -432,6 +432,13 @@ TEST_CASE("misused tensors, streams and futures are clear errors") {
   CHECK_THROWS_WITH_AS(Stream().submit({}, {}), doctest::Contains("empty"), Error);
   CHECK_THROWS_WITH_AS(engine.host_memory(0, device, HostUse::upload),
                        doctest::Contains("elements=0"), Error);
+  // Host memory is checked against what the machine can give, naming it.
+  CHECK_THROWS_WITH_AS(engine.host_memory(size_t{1} << 40, device, HostUse::upload),
+                       doctest::Contains("bytes) of host memory are available"), Error);
+  for (const auto& dev : test::devices_under_test(engine))
+    if (dev.rfind("cpu", 0) == 0)
+      CHECK_THROWS_WITH_AS(engine.tensor({int64_t{1} << 20, int64_t{1} << 18}, dev),
+                           doctest::Contains("bytes) of host memory are available"), Error);
   {
     Engine other;
     CHECK_THROWS_WITH_AS(other.conv2d(d, tx, tw, tb, ty, on(device)),

@@ -1,10 +1,5 @@
-// On-disk layout of an entry (little-endian):
-//   "SPKBLOB1"                    magic + format version
-//   u32 header_size, header bytes, 32-byte SHA-256 of the header
-//   payload (header says its size and SHA-256)
-// The header holds, length-prefixed: core build id, plugin, plugin build
-// id, kind, name, device fingerprint, options, SHA-256 of the source, then
-// compile ms (f64), payload size (u64), payload SHA-256 (hex).
+// The blob store: keys, lookups, atomic writes and LRU eviction. The entry
+// format and its checked reader are in blob_entry.cpp.
 #include "cache/blob_store.hpp"
 
 #include <fcntl.h>
@@ -16,7 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <sparkle/text.hpp>
 
+#include "cache/blob_entry.hpp"
 #include "cache/cache_dir.hpp"
 #include "cache/sha256.hpp"
 #include "log/log.hpp"
@@ -30,7 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kMagic[8] = {'S', 'P', 'K', 'B', 'L', 'O', 'B', '1'};
 constexpr const char* kSuffix = ".blob";
 
 std::string str(const char* s) { return s != nullptr ? s : ""; }
@@ -38,71 +34,6 @@ std::string str(const char* s) { return s != nullptr ? s : ""; }
 std::string source_of(const sparkle_blob_key& k) {
   return k.source != nullptr ? std::string(static_cast<const char*>(k.source), k.source_size)
                              : std::string();
-}
-
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>(v >> (8 * i));
-}
-
-// Reads the header fields back; false if they do not parse.
-struct Header {
-  std::vector<std::string> fields;  // 8 strings, see the layout above
-  double compile_ms = 0;
-  uint64_t payload_size = 0;
-  std::string payload_sha;
-};
-
-bool parse_header(const std::string& h, Header* out) {
-  size_t pos = 0;
-  auto u64 = [&](uint64_t* v) {
-    if (pos + 8 > h.size()) return false;
-    *v = 0;
-    for (int i = 0; i < 8; ++i) *v |= uint64_t{static_cast<uint8_t>(h[pos + i])} << (8 * i);
-    pos += 8;
-    return true;
-  };
-  auto string = [&](std::string* s) {
-    uint64_t n = 0;
-    if (!u64(&n) || n > h.size() - pos) return false;
-    *s = h.substr(pos, n);
-    pos += n;
-    return true;
-  };
-  out->fields.resize(8);
-  for (auto& f : out->fields)
-    if (!string(&f)) return false;
-  uint64_t ms_bits = 0;
-  if (!u64(&ms_bits) || !u64(&out->payload_size) || !string(&out->payload_sha)) return false;
-  std::memcpy(&out->compile_ms, &ms_bits, sizeof ms_bits);
-  return pos == h.size();
-}
-
-// Splits a file into header and payload, checking magic and header checksum.
-bool split_entry(const std::string& file, std::string* header, std::string* payload,
-                 std::string* why) {
-  if (file.size() < sizeof kMagic + 4 + 32) {
-    *why = file.empty() ? "empty file" : "truncated (" + std::to_string(file.size()) + " bytes)";
-    return false;
-  }
-  if (std::memcmp(file.data(), kMagic, sizeof kMagic) != 0) {
-    *why = "not a sparkle cache entry of this format version";
-    return false;
-  }
-  uint32_t hsize = 0;
-  for (int i = 0; i < 4; ++i) hsize |= uint32_t{static_cast<uint8_t>(file[8 + i])} << (8 * i);
-  if (hsize > file.size() - 12 - 32) {
-    *why = "truncated header";
-    return false;
-  }
-  *header = file.substr(12, hsize);
-  const std::string stored_sha = file.substr(12 + hsize, 32);
-  const auto sha = Sha256().update(*header).digest();
-  if (std::memcmp(sha.data(), stored_sha.data(), 32) != 0) {
-    *why = "corrupt header (checksum mismatch)";
-    return false;
-  }
-  *payload = file.substr(12 + hsize + 32);
-  return true;
 }
 
 uint64_t env_u64(const char* name, uint64_t fallback) {
@@ -137,23 +68,21 @@ BlobStore& BlobStore::instance() {
   return store;
 }
 
-std::string BlobStore::serialize_header(const sparkle_blob_key& k, double compile_ms,
-                                        const std::string& payload_sha,
-                                        uint64_t payload_size) const {
-  std::string h;
+EntryHeader BlobStore::entry_header(const sparkle_blob_key& k, double compile_ms,
+                                    const std::string& payload_sha, uint64_t payload_size) const {
+  EntryHeader h;
   const std::string source = source_of(k);
-  for (const std::string& f :
-       {config_.core_build_id, str(k.plugin), str(k.plugin_build_id), str(k.kind), str(k.name),
-        str(k.device_fingerprint), str(k.options), sha256_hex(source.data(), source.size())}) {
-    put_u64(h, f.size());
-    h += f;
-  }
-  uint64_t ms_bits = 0;
-  std::memcpy(&ms_bits, &compile_ms, sizeof ms_bits);
-  put_u64(h, ms_bits);
-  put_u64(h, payload_size);
-  put_u64(h, payload_sha.size());
-  h += payload_sha;
+  h.fields = {config_.core_build_id,
+              str(k.plugin),
+              str(k.plugin_build_id),
+              str(k.kind),
+              str(k.name),
+              str(k.device_fingerprint),
+              str(k.options),
+              sha256_hex(source.data(), source.size())};
+  h.compile_ms = compile_ms;
+  h.payload_size = payload_size;
+  h.payload_sha = payload_sha;
   return h;
 }
 
@@ -176,41 +105,23 @@ std::optional<std::string> BlobStore::get(const sparkle_blob_key& key, double* c
   if (!config_.enabled) return std::nullopt;
   const std::string path = path_of(key);
   std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) return std::nullopt;  // a plain miss
-  if (!fs::is_regular_file(status)) {
-    warn_once(path, "cache entry " + path + " is not a regular file; skipped");
-    return std::nullopt;
-  }
-  std::string file, header, payload, why;
-  if (!read_file(path, &file)) {
-    warn_once(path, "cannot read cache entry " + path + "; skipped");
-    return std::nullopt;
-  }
-  Header h;
-  if (split_entry(file, &header, &payload, &why) && !parse_header(header, &h))
-    why = "unreadable header";
-  if (why.empty()) {
-    const std::string expected_sha = h.payload_sha;
-    const Header want = [&] {
-      Header w;
-      parse_header(serialize_header(key, 0, expected_sha, h.payload_size), &w);
-      return w;
-    }();
+  if (!fs::exists(fs::symlink_status(path, ec))) return std::nullopt;  // a plain miss
+  EntryHeader h;
+  std::string payload, why;
+  if (read_entry_file(path, config_.max_bytes, &h, &payload, &why)) {
+    const EntryHeader want = entry_header(key, 0, h.payload_sha, h.payload_size);
     static const char* names[] = {"core build",         "plugin",  "plugin build", "kind", "name",
                                   "device fingerprint", "options", "source"};
-    for (size_t i = 0; i < 8 && why.empty(); ++i)
+    for (size_t i = 0; i < want.fields.size() && why.empty(); ++i)
       if (h.fields[i] != want.fields[i])
-        why = std::string("belongs to another ") + names[i] + " ('" + h.fields[i].substr(0, 60) +
-              "')";
-    if (why.empty() && payload.size() != h.payload_size)
-      why = "truncated payload (" + std::to_string(payload.size()) + " of " +
-            std::to_string(h.payload_size) + " bytes)";
-    if (why.empty() && sha256_hex(payload.data(), payload.size()) != h.payload_sha)
-      why = "corrupt payload (checksum mismatch)";
+        why = std::string("belongs to another ") + names[i] + " ('" +
+              printable(h.fields[i].substr(0, 60)) + "')";
   }
   if (!why.empty()) {
-    warn_once(path, "cache entry " + path + " " + why + "; it will be recompiled and replaced");
+    // A folder in the entry's place stays (it is not ours to remove); the
+    // rest is replaced by the next put.
+    warn_once(path, "cache entry " + path + " " + why + "; it will be recompiled" +
+                        (why == "not a regular file" ? "" : " and replaced"));
     return std::nullopt;
   }
   // Most recently used: the eviction order is by modification time.
@@ -221,15 +132,9 @@ std::optional<std::string> BlobStore::get(const sparkle_blob_key& key, double* c
 
 void BlobStore::put(const sparkle_blob_key& key, const void* data, size_t size, double compile_ms) {
   if (!config_.enabled || !writable_) return;
-  const std::string payload(static_cast<const char*>(data), size);
-  const std::string header =
-      serialize_header(key, compile_ms, sha256_hex(payload.data(), payload.size()), size);
-  std::string file(kMagic, sizeof kMagic);
-  for (int i = 0; i < 4; ++i) file += static_cast<char>(header.size() >> (8 * i));
-  file += header;
-  const auto sha = Sha256().update(header).digest();
-  file.append(reinterpret_cast<const char*>(sha.data()), sha.size());
-  file += payload;
+  const std::string_view payload(static_cast<const char*>(data), size);
+  const std::string file =
+      encode_entry(entry_header(key, compile_ms, sha256_hex(data, size), size), payload);
   if (file.size() > config_.max_bytes) {
     warn_once("full", "cache full: an entry of " + std::to_string(file.size()) +
                           " bytes exceeds SPARKLE_CACHE_MAX_BYTES=" +
@@ -295,22 +200,19 @@ std::vector<BlobInfo> BlobStore::list() const {
     info.bytes = e.is_regular_file(ec) ? e.file_size(ec) : 0;
     info.age_s =
         std::chrono::duration_cast<std::chrono::seconds>(now - e.last_write_time(ec)).count();
-    std::string file, header, payload, why;
-    Header h;
-    if (!e.is_regular_file(ec) || !read_file(info.file, &file)) {
-      info.problem = "unreadable";
-    } else if (!split_entry(file, &header, &payload, &why) || !parse_header(header, &h)) {
-      info.problem = why.empty() ? "unreadable header" : why;
+    // Headers only: listing checks sizes and the header checksum but does
+    // not read every payload.
+    EntryHeader h;
+    std::string why;
+    if (!read_entry_file(info.file, config_.max_bytes, &h, nullptr, &why)) {
+      info.problem = why;
     } else {
       info.plugin = h.fields[1];
       info.kind = h.fields[3];
       info.name = h.fields[4];
       info.device_fingerprint = h.fields[5];
       info.compile_ms = h.compile_ms;
-      if (h.fields[0] != config_.core_build_id)
-        info.problem = "stale (other core build)";
-      else if (payload.size() != h.payload_size)
-        info.problem = "truncated payload";
+      if (h.fields[0] != config_.core_build_id) info.problem = "stale (other core build)";
     }
     out.push_back(std::move(info));
   }

@@ -17,6 +17,8 @@
 
 namespace sparkle::cache {
 
+struct EntryHeader;
+
 struct BlobInfo {
   std::string file;  // full path
   std::string plugin, kind, name, device_fingerprint;
@@ -53,8 +55,8 @@ class BlobStore {
   std::string path_of(const sparkle_blob_key& key) const;
 
  private:
-  std::string serialize_header(const sparkle_blob_key& key, double compile_ms,
-                               const std::string& payload_sha, uint64_t payload_size) const;
+  EntryHeader entry_header(const sparkle_blob_key& key, double compile_ms,
+                           const std::string& payload_sha, uint64_t payload_size) const;
   void warn_once(const std::string& what, const std::string& message);
   void evict_to_fit(const std::string& keep);
 

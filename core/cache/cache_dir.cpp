@@ -2,6 +2,7 @@
 #include "cache/cache_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -57,14 +58,27 @@ bool write_file_atomically(const std::string& path, const std::string& bytes, st
   return true;
 }
 
-bool read_file(const std::string& path, std::string* bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return false;
-  *bytes = ss.str();
-  return true;
+bool read_file(const std::string& path, std::string* bytes, uint64_t max_bytes) {
+  // O_NONBLOCK and fstat: a FIFO or device in the cache folder is refused,
+  // not waited on or read forever; an oversized file is refused unread.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            static_cast<uint64_t>(st.st_size) <= max_bytes;
+  if (ok) {
+    bytes->assign(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < bytes->size()) {
+      const ssize_t n = ::read(fd, bytes->data() + got, bytes->size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    bytes->resize(got);  // a file that shrank meanwhile reads as what was there
+  }
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace sparkle::cache

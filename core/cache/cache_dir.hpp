@@ -2,6 +2,7 @@
 // profiles), and how it writes files there safely.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace sparkle::cache {
@@ -16,7 +17,8 @@ std::string cache_directory();
 // failure; never throws for I/O problems.
 bool write_file_atomically(const std::string& path, const std::string& bytes, std::string* why);
 
-// Whole file, or false if it cannot be read.
-bool read_file(const std::string& path, std::string* bytes);
+// Whole file, or false if it cannot be read, is not a regular file or has
+// more than max_bytes (the selector profile is a few KB).
+bool read_file(const std::string& path, std::string* bytes, uint64_t max_bytes = 64u << 20);
 
 }  // namespace sparkle::cache

@@ -63,9 +63,15 @@ size_t cache_clear() {
   size_t removed = cache::BlobStore::instance().clear();
   const std::string root = cache::cache_directory();
   std::error_code ec;
-  // v1 profiles (before resident tensors) are no longer read; clear them too.
-  for (const char* name : {"/selector-profile-v2.txt", "/selector-profile-v1.txt"})
+  // Earlier formats (v1, v2 text) are no longer read; clear them too.
+  for (const char* name :
+       {"/selector-profile-v3.json", "/selector-profile-v2.txt", "/selector-profile-v1.txt"})
     if (!root.empty() && std::filesystem::remove(root + name, ec)) ++removed;
+  // Tuning records (core/tune): learned like the profile, so cleared with it.
+  if (!root.empty()) {
+    const auto n = std::filesystem::remove_all(root + "/tuning-v1", ec);
+    if (!ec && n > 0) removed += static_cast<size_t>(n - 1);  // the files, not the folder
+  }
   return removed;
 }
 

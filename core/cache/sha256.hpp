@@ -1,6 +1,8 @@
 // SHA-256 (FIPS 180-4), for cache keys and payload checksums.
 #pragma once
 
+#include <nettle/sha2.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -15,15 +17,12 @@ class Sha256 {
   Sha256& update(const std::string& s) { return update(s.data(), s.size()); }
   // Length-prefixed, so that ("ab","c") and ("a","bc") hash differently.
   Sha256& field(const std::string& s);
+  // The digest of everything so far; the hasher starts over afterwards.
   std::array<uint8_t, 32> digest();
   std::string hex();
 
  private:
-  void block(const uint8_t* p);
-  uint32_t h_[8];
-  uint8_t buf_[64];
-  size_t used_ = 0;
-  uint64_t total_ = 0;
+  sha256_ctx ctx_;
 };
 
 std::string sha256_hex(const void* data, size_t size);

@@ -1,6 +1,7 @@
 // Engine: the public API over Engine::Impl. Validates each call, resolves
 // the device and hands the work to that device's executor.
 #include <sparkle/engine.hpp>
+#include <sparkle/tune.hpp>
 
 #include "cache/cache_dir.hpp"
 #include "engine/engine_impl.hpp"
@@ -8,6 +9,7 @@
 #include "exec/host_memory.hpp"
 #include "exec/stream_state.hpp"
 #include "log/log.hpp"
+#include "tune/tuned_plan.hpp"
 
 namespace sparkle {
 namespace detail {
@@ -35,7 +37,7 @@ const char* kind_name(sparkle_device_kind kind) {
 
 std::string profile_path() {
   const std::string dir = cache::cache_directory();
-  return dir.empty() ? std::string() : dir + "/selector-profile-v2.txt";
+  return dir.empty() ? std::string() : dir + "/selector-profile-v3.json";
 }
 
 void check_size(const char* name, size_t got, int64_t want) {
@@ -173,7 +175,6 @@ Engine::Impl::Device* Engine::Impl::resolve_named(const std::string& want_in,
 
 std::vector<select::Candidate> Engine::Impl::candidates(const Conv2dDesc& desc,
                                                         const sparkle_conv2d_desc& cdesc) {
-  (void)desc;
   std::vector<select::Candidate> out;
   for (auto& d : devices) {
     select::Candidate c{d->props.name, d->props.fingerprint, {}, 0};
@@ -185,6 +186,14 @@ std::vector<select::Candidate> Engine::Impl::candidates(const Conv2dDesc& desc,
     if (c.unsupported.empty()) {
       calibrate(*d);
       if (!selector->has_model(c.fingerprint)) c.unsupported = "calibration failed";
+      // One feedback loop: a device time the tuner measured for this op
+      // seeds a bucket the selector has not measured yet; real calls then
+      // refine it as usual.
+      int samples = 0;
+      selector->estimate_ms(c.fingerprint, desc, &samples);
+      if (c.unsupported.empty() && samples == 0)
+        if (const auto tuned = tuned_median_ms(c.fingerprint, desc, cdesc.flags))
+          selector->record(c.fingerprint, desc, *tuned);
     }
     out.push_back(std::move(c));
   }
@@ -231,8 +240,11 @@ exec::PlanRef Engine::Impl::plan_for(Device& d, const Conv2dDesc& desc,
   const auto& rt = open(d);
   return d.plans.get(key, [&] {
     sparkle_plan plan = nullptr;
-    registry::throw_if_error(d.api->plan_conv2d(rt->handle(), &cdesc, &plan),
-                             d.props.name + ": plan");
+    // The tuner's winner when the op was tuned on this device, else the
+    // plugin's own choice (core/tune/tuned_plan.hpp).
+    registry::throw_if_error(
+        tune::plan_conv2d(d.api, rt->handle(), d.props.fingerprint, cdesc, &plan),
+        d.props.name + ": plan");
     return std::make_shared<exec::Plan>(rt, plan);
   });
 }

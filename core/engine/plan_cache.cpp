@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <sparkle/error.hpp>
+#include <sparkle/text.hpp>
 
 namespace sparkle {
 
@@ -40,12 +41,11 @@ void PlanCache::clear() {
 size_t plan_cache_capacity() {
   const char* v = std::getenv("SPARKLE_PLAN_CACHE_CAPACITY");
   if (v == nullptr || *v == '\0') return 256;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0' || n == 0 || n > 1000000 || v[0] == '-' || v[0] == '+')
-    throw Error(ErrorCode::invalid_argument, std::string("SPARKLE_PLAN_CACHE_CAPACITY=") + v +
+  const ParsedInteger n = parse_integer(v);
+  if (n.problem != IntegerProblem::none || n.value < 1 || n.value > 1000000)
+    throw Error(ErrorCode::invalid_argument, "SPARKLE_PLAN_CACHE_CAPACITY=" + printable(v) +
                                                  " must be an integer from 1 to 1000000");
-  return static_cast<size_t>(n);
+  return static_cast<size_t>(n.value);
 }
 
 }  // namespace sparkle

@@ -2,6 +2,7 @@
 #include "exec/buffer_pool.hpp"
 
 #include <algorithm>
+#include <sparkle/memory.hpp>
 
 #include "registry/plugin_registry.hpp"
 
@@ -40,12 +41,13 @@ void PooledBuffer::reset() {
 }
 
 BufferPool::BufferPool(const sparkle_plugin* api, sparkle_device device, std::string device_name,
-                       size_t max_free_bytes, sparkle_memory_kind kind)
+                       size_t max_free_bytes, sparkle_memory_kind kind, bool host_backed)
     : api_(api),
       device_(device),
       name_(std::move(device_name)),
       max_free_bytes_(max_free_bytes),
-      kind_(kind) {}
+      kind_(kind),
+      host_backed_(host_backed) {}
 
 BufferPool::~BufferPool() {
   std::lock_guard lock(mutex_);
@@ -75,6 +77,7 @@ sparkle_buffer BufferPool::acquire(size_t bytes, size_t* capacity, const char* w
     }
   }
   const size_t size = round_up(bytes);
+  if (host_backed_) check_host_budget(name_ + " " + what, size);
   sparkle_buffer b = nullptr;
   auto create = [&]() -> sparkle_status {
     if (kind_ == SPARKLE_MEMORY_DEVICE) return api_->buffer_create(device_, size, &b);

@@ -37,8 +37,11 @@ class PooledBuffer {
 class BufferPool {
  public:
   // Keeps at most max_free_bytes of idle buffers (oldest released first).
+  // host_backed: its buffers take host memory (staging, or any buffer of a
+  // host-memory device), so new ones are checked against the host budget.
   BufferPool(const sparkle_plugin* api, sparkle_device device, std::string device_name,
-             size_t max_free_bytes, sparkle_memory_kind kind = SPARKLE_MEMORY_DEVICE);
+             size_t max_free_bytes, sparkle_memory_kind kind = SPARKLE_MEMORY_DEVICE,
+             bool host_backed = false);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
@@ -63,6 +66,7 @@ class BufferPool {
   std::string name_;
   size_t max_free_bytes_;
   sparkle_memory_kind kind_;
+  bool host_backed_;
   std::mutex mutex_;
   std::vector<Idle> idle_;  // oldest first
   size_t idle_bytes_ = 0;

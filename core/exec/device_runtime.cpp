@@ -2,6 +2,7 @@
 #include "exec/device_runtime.hpp"
 
 #include <sparkle/error.hpp>
+#include <sparkle/memory.hpp>
 
 #include "registry/plugin_registry.hpp"
 
@@ -48,12 +49,13 @@ DeviceRuntime::DeviceRuntime(const sparkle_plugin* api, std::shared_ptr<void> pl
       api_->buffer_destroy(b);
     }
   }
-  device_pool_ = std::make_unique<BufferPool>(api_, handle_, name_, kPoolIdleBytes);
+  device_pool_ = std::make_unique<BufferPool>(api_, handle_, name_, kPoolIdleBytes,
+                                              SPARKLE_MEMORY_DEVICE, host_memory_);
   if (has_staging_) {
     upload_pool_ = std::make_unique<BufferPool>(api_, handle_, name_, kStagingIdleBytes,
-                                                SPARKLE_MEMORY_UPLOAD);
+                                                SPARKLE_MEMORY_UPLOAD, true);
     readback_pool_ = std::make_unique<BufferPool>(api_, handle_, name_, kStagingIdleBytes,
-                                                  SPARKLE_MEMORY_READBACK);
+                                                  SPARKLE_MEMORY_READBACK, true);
   }
   executor_ = std::make_unique<Executor>(api_, handle_, name_);
 }
@@ -88,6 +90,9 @@ void* DeviceRuntime::map(sparkle_buffer buffer, const char* what) const {
 }
 
 sparkle_buffer DeviceRuntime::create(const sparkle_buffer_desc& desc, const std::string& what) {
+  // Staging and host-memory devices' buffers come out of host memory.
+  if (desc.kind != SPARKLE_MEMORY_DEVICE || host_memory_)
+    check_host_budget(name_ + " " + what, desc.bytes);
   sparkle_buffer b = nullptr;
   if (api_->buffer_create_ex != nullptr) {
     registry::throw_if_error(api_->buffer_create_ex(handle_, &desc, &b),

@@ -5,6 +5,7 @@
 #include <map>
 #include <shared_mutex>
 #include <sparkle/error.hpp>
+#include <sparkle/memory.hpp>
 
 namespace sparkle::exec {
 
@@ -31,6 +32,7 @@ HostMemoryState::HostMemoryState(std::shared_ptr<DeviceRuntime> dev, size_t n, H
   if (!device->has_staging()) {
     // Nothing faster to offer: ordinary memory, aligned for vector loads.
     const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    check_host_budget(device->name() + " host memory", bytes);
     data = static_cast<float*>(std::aligned_alloc(64, bytes));
     if (data == nullptr)
       throw Error(ErrorCode::out_of_memory,

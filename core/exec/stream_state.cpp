@@ -198,17 +198,6 @@ Future DeviceStream::submit(std::span<const float> x, std::span<float> y) {
   return f;
 }
 
-int DeviceStream::in_flight() {
-  std::lock_guard lock(mutex_);
-  int n = 0;
-  for (auto& s : slots_) {
-    if (!s->last) continue;
-    std::lock_guard l(s->last->mutex);
-    n += s->last->done ? 0 : 1;
-  }
-  return n;
-}
-
 // ---- JuggledStream ----------------------------------------------------------
 
 JuggledStream::JuggledStream(std::vector<std::unique_ptr<DeviceStream>> parts,
@@ -216,8 +205,7 @@ JuggledStream::JuggledStream(std::vector<std::unique_ptr<DeviceStream>> parts,
     : parts_(std::move(parts)),
       in_flight_(parts_.size(), 0),
       ms_(std::move(ms_per_batch)),
-      last_done_(parts_.size()),
-      given_(parts_.size(), 0) {
+      last_done_(parts_.size()) {
   for (size_t i = 0; i < parts_.size(); ++i) name_ += (i ? "+" : "") + parts_[i]->device();
   ms_.resize(parts_.size(), 1.0);
   for (auto& m : ms_)
@@ -232,11 +220,6 @@ int JuggledStream::slots() const {
   return n;
 }
 
-std::vector<int64_t> JuggledStream::batches_per_part() {
-  std::lock_guard lock(mutex_);
-  return given_;
-}
-
 Future JuggledStream::submit(std::span<const float> x, std::span<float> y) {
   std::lock_guard turn(submit_mutex_);
   size_t best = 0;
@@ -249,7 +232,6 @@ Future JuggledStream::submit(std::span<const float> x, std::span<float> y) {
       if (i == 0 || finish < best_ms) best = i, best_ms = finish;
     }
     ++in_flight_[best];
-    ++given_[best];
   }
   auto p = std::make_shared<Pending>();
   p->part = best;
@@ -260,7 +242,6 @@ Future JuggledStream::submit(std::span<const float> x, std::span<float> y) {
   } catch (...) {
     std::lock_guard lock(mutex_);
     --in_flight_[best];
-    --given_[best];
     throw;
   }
   {

@@ -47,8 +47,6 @@ class DeviceStream final : public StreamState {
   void drain() override;
   const std::string& device() const override { return device_->name(); }
   int slots() const override { return static_cast<int>(slots_.size()); }
-  // Batches submitted and not yet finished.
-  int in_flight();
 
  private:
   struct Slot {
@@ -89,8 +87,6 @@ class JuggledStream final : public StreamState {
   void drain() override;
   const std::string& device() const override { return name_; }
   int slots() const override;
-  // Batches each part has been given so far.
-  std::vector<int64_t> batches_per_part();
 
  private:
   struct Pending {
@@ -108,7 +104,6 @@ class JuggledStream final : public StreamState {
   std::vector<int> in_flight_;
   std::vector<double> ms_;  // learned time per batch
   std::vector<std::chrono::steady_clock::time_point> last_done_;
-  std::vector<int64_t> given_;
 };
 
 }  // namespace sparkle::exec

@@ -1,83 +1,267 @@
 // NumPy .npy reading and writing (format versions 1-3), float32 C order only.
+//
+// The header is a Python dict literal that numpy reads with
+// ast.literal_eval and then requires to have exactly the keys descr,
+// fortran_order and shape. This parses that literal by hand, one pass and no
+// recursion (work is linear in the header), accepting the literals numpy
+// writes in any key order and with any whitespace, and refusing everything
+// else: unknown or repeated keys, nested values, escapes in strings.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <limits>
+#include <optional>
 #include <sparkle/error.hpp>
+#include <sparkle/memory.hpp>
 #include <sparkle/npy.hpp>
+#include <sparkle/text.hpp>
+#include <string_view>
+
+#include "npy/npy_header.hpp"
 
 namespace sparkle {
 namespace {
 
-[[noreturn]] void bad(const std::string& path, const std::string& why) {
-  throw Error(ErrorCode::invalid_argument, path + ": " + why);
+[[noreturn]] void bad(const std::string& origin, const std::string& why) {
+  throw Error(ErrorCode::invalid_argument, printable(origin) + ": " + why);
 }
 
-// Finds `'key': value` in the header dict and returns value's text.
-std::string header_field(const std::string& header, const std::string& key,
-                         const std::string& path) {
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*('[^']*'|\"[^\"]*\"|\\([^)]*\\)|\\w+)");
-  std::smatch m;
-  if (!std::regex_search(header, m, re)) bad(path, "npy header has no '" + key + "'");
-  return m[1].str();
+// Quotes untrusted header text for a message, cut to a readable length.
+std::string quoted(std::string_view text) {
+  constexpr size_t kMax = 60;
+  const bool cut = text.size() > kMax;
+  return "'" + printable(text.substr(0, kMax)) + (cut ? "...'" : "'");
 }
 
-std::vector<int64_t> parse_shape(const std::string& text, const std::string& path) {
-  std::vector<int64_t> shape;
-  std::string inner = text.substr(1, text.size() - 2);  // strip ( )
-  size_t pos = 0;
-  while (pos < inner.size()) {
-    while (pos < inner.size() && (inner[pos] == ' ' || inner[pos] == ',')) ++pos;
-    if (pos >= inner.size()) break;
-    size_t end = pos;
-    while (end < inner.size() && inner[end] >= '0' && inner[end] <= '9') ++end;
-    if (end == pos) bad(path, "npy shape '" + text + "' is not a tuple of integers");
-    const std::string digits = inner.substr(pos, end - pos);
-    if (digits.size() > 18) bad(path, "npy shape dimension " + digits + " is too large");
-    shape.push_back(std::stoll(digits));
-    pos = end;
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view text, const std::string& origin) : s_(text), origin_(origin) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool have_descr = false, have_order = false, have_shape = false;
+    skip_space();
+    expect('{', "the header must be a dict starting with '{'");
+    skip_space();
+    while (peek() != '}') {
+      const std::string key = string_literal("a dict key");
+      skip_space();
+      expect(':', "expected ':' after key " + quoted(key));
+      skip_space();
+      if (key == "descr") {
+        if (have_descr) fail("key 'descr' appears twice");
+        have_descr = true;
+        h.descr = string_literal("the value of 'descr'");
+      } else if (key == "fortran_order") {
+        if (have_order) fail("key 'fortran_order' appears twice");
+        have_order = true;
+        h.fortran_order = boolean_literal();
+      } else if (key == "shape") {
+        if (have_shape) fail("key 'shape' appears twice");
+        have_shape = true;
+        h.shape = shape_tuple();
+      } else {
+        // numpy refuses extra keys too; reading past them is how a decoy
+        // 'descr' inside another value once fooled a regex.
+        fail("unexpected key " + quoted(key) + " (a .npy header has only descr, fortran_order, " +
+             "shape)");
+      }
+      skip_space();
+      if (peek() == ',') {
+        ++pos_;
+        skip_space();
+      } else if (peek() != '}') {
+        fail("expected ',' or '}' after the value of '" + key + "'");
+      }
+    }
+    ++pos_;  // '}'
+    skip_space();
+    if (pos_ != s_.size()) fail("unexpected text after the header dict: " + quoted(rest()));
+    if (!have_descr) fail("the header has no 'descr'");
+    if (!have_order) fail("the header has no 'fortran_order'");
+    if (!have_shape) fail("the header has no 'shape'");
+    return h;
   }
-  return shape;
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const { bad(origin_, "npy header: " + why); }
+
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  std::string_view rest() const { return s_.substr(pos_); }
+  bool at_end() const { return pos_ >= s_.size(); }
+
+  void expect(char c, const std::string& why) {
+    if (at_end() || s_[pos_] != c)
+      fail(why + (at_end() ? " (end of header)" : ", got " + quoted(rest())));
+    ++pos_;
+  }
+
+  // Python's whitespace between tokens (numpy pads with spaces and ends the
+  // header with '\n').
+  void skip_space() {
+    auto space = [](char c) {
+      return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    };
+    while (!at_end() && space(s_[pos_])) ++pos_;
+  }
+
+  // '...' or "..." without escapes (numpy writes repr() of a plain dtype
+  // string, which never has any).
+  std::string string_literal(const std::string& what) {
+    const char q = peek();
+    if (q != '\'' && q != '"')
+      fail("expected a quoted string as " + what + ", got " + quoted(rest()));
+    const size_t start = ++pos_;
+    while (!at_end() && s_[pos_] != q) {
+      if (s_[pos_] == '\\') fail("escape sequences in header strings are not supported");
+      if (s_[pos_] == '\n')
+        fail("unterminated string " + quoted(s_.substr(start - 1, pos_ - start + 1)));
+      ++pos_;
+    }
+    if (at_end()) fail("unterminated string " + quoted(s_.substr(start - 1)));
+    return std::string(s_.substr(start, pos_++ - start));
+  }
+
+  bool boolean_literal() {
+    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
+      const std::string_view w(word);
+      if (rest().substr(0, w.size()) == w) {
+        const char next = pos_ + w.size() < s_.size() ? s_[pos_ + w.size()] : '\0';
+        if (std::isalnum(static_cast<unsigned char>(next)) || next == '_') break;
+        pos_ += w.size();
+        return value;
+      }
+    }
+    fail("fortran_order must be True or False, got " + quoted(rest()));
+  }
+
+  // "()", "(3,)", "(1, 3, 8, 8)", "(1, 3,)": non-negative decimal integers.
+  std::vector<int64_t> shape_tuple() {
+    expect('(', "shape must be a tuple");
+    std::vector<int64_t> shape;
+    skip_space();
+    bool comma_after_last = false;
+    while (peek() != ')') {
+      if (!shape.empty() && !comma_after_last) fail("expected ',' or ')' in shape");
+      const size_t start = pos_;
+      while (!at_end() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+      const std::string_view digits = s_.substr(start, pos_ - start);
+      const ParsedInteger v = parse_integer(digits);
+      if (v.problem == IntegerProblem::out_of_range)
+        fail("shape dimension " + quoted(digits) + " is too large");
+      if (v.problem != IntegerProblem::none)
+        fail("shape must be a tuple of non-negative integers, got " + quoted(rest()));
+      if (shape.size() >= kMaxNpyRank)
+        fail("shape has more than " + std::to_string(kMaxNpyRank) + " dimensions");
+      shape.push_back(v.value);
+      skip_space();
+      comma_after_last = peek() == ',';
+      if (comma_after_last) {
+        ++pos_;
+        skip_space();
+      }
+    }
+    // Python needs the comma in a 1-tuple: "(3)" is the integer 3.
+    if (shape.size() == 1 && !comma_after_last) fail("shape (N) is not a tuple; numpy writes (N,)");
+    ++pos_;  // ')'
+    return shape;
+  }
+
+  std::string_view s_;
+  const std::string& origin_;
+  size_t pos_ = 0;
+};
+
+// Reads exactly n bytes at the current offset; false at end of file.
+bool read_exact(int fd, void* data, size_t n) {
+  auto* p = static_cast<char*>(data);
+  while (n > 0) {
+    const ssize_t got = ::read(fd, p, n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
 }
+
+// double -> float rounded to nearest, overflowing to +-inf like IEEE
+// hardware and numpy; written out because an out-of-range conversion is
+// undefined behaviour in C++.
+float to_float(double v) {
+  constexpr double kRoundsToInf = 0x1.ffffffp127;  // FLT_MAX + half an ulp (ties to even: up)
+  if (std::isnan(v) || std::fabs(v) <= std::numeric_limits<float>::max())
+    return static_cast<float>(v);
+  const float inf = std::numeric_limits<float>::infinity();
+  if (std::fabs(v) >= kRoundsToInf) return v > 0 ? inf : -inf;
+  return v > 0 ? std::numeric_limits<float>::max() : -std::numeric_limits<float>::max();
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 }  // namespace
 
-NpyArray read_npy(const std::string& path, int expected_rank) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::io_error, path + ": cannot open for reading");
+NpyHeader parse_npy_header(std::string_view header, const std::string& origin) {
+  return HeaderParser(header, origin).parse();
+}
+
+NpyArray read_npy(const std::string& path, int expected_rank, bool cast) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then
+  // refuses everything that is not a regular file (FIFO, device, folder).
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (f.fd < 0)
+    throw Error(ErrorCode::io_error,
+                printable(path) + ": cannot open for reading: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) bad(path, "not a regular file");
+  const int64_t file_bytes = st.st_size;
+
   char magic[8] = {};
-  in.read(magic, 8);
-  if (in.gcount() != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+  if (!read_exact(f.fd, magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     bad(path, "not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(magic[6]);
   if (major < 1 || major > 3) bad(path, "unsupported npy version " + std::to_string(major));
   uint32_t header_len = 0;
-  if (major == 1) {
-    unsigned char b[2];
-    in.read(reinterpret_cast<char*>(b), 2);
-    if (in.gcount() != 2) bad(path, "truncated npy header");
-    header_len = b[0] | (b[1] << 8);
-  } else {
-    unsigned char b[4];
-    in.read(reinterpret_cast<char*>(b), 4);
-    if (in.gcount() != 4) bad(path, "truncated npy header");
-    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
-  }
-  if (header_len > (1u << 20))
-    bad(path, "npy header length " + std::to_string(header_len) + " is implausible");
+  unsigned char b[4] = {};
+  const size_t len_bytes = major == 1 ? 2 : 4;
+  if (!read_exact(f.fd, b, len_bytes)) bad(path, "truncated npy header");
+  header_len = b[0] | (b[1] << 8) | (static_cast<uint32_t>(b[2]) << 16) |
+               (static_cast<uint32_t>(b[3]) << 24);
+  const int64_t body_start = 8 + static_cast<int64_t>(len_bytes) + header_len;
+  if (header_len > kMaxNpyHeaderBytes)
+    bad(path, "npy header length " + std::to_string(header_len) + " is implausible (at most " +
+                  std::to_string(kMaxNpyHeaderBytes) + ")");
+  if (body_start > file_bytes)
+    bad(path, "truncated npy header: it says " + std::to_string(header_len) +
+                  " bytes, the file has " +
+                  std::to_string(file_bytes - 8 - static_cast<int64_t>(len_bytes)));
   std::string header(header_len, '\0');
-  in.read(header.data(), header_len);
-  if (in.gcount() != static_cast<std::streamsize>(header_len)) bad(path, "truncated npy header");
+  if (!read_exact(f.fd, header.data(), header_len)) bad(path, "truncated npy header");
 
-  const std::string descr = header_field(header, "descr", path);
-  if (descr != "'<f4'" && descr != "\"<f4\"")
-    bad(path, "dtype " + descr + " is not float32 little-endian ('<f4')");
-  if (header_field(header, "fortran_order", path) != "False")
-    bad(path, "fortran_order arrays are not supported; save in C order");
-  const std::string shape_text = header_field(header, "shape", path);
-  if (shape_text.front() != '(') bad(path, "npy shape '" + shape_text + "' is not a tuple");
+  const NpyHeader h = parse_npy_header(header, path);
+  const bool convertible = h.descr == "<f8" || h.descr == ">f8" || h.descr == ">f4";
+  if (h.descr != "<f4" && !(cast && convertible))
+    bad(path, "dtype " + quoted(h.descr) + " is not float32 little-endian ('<f4')" +
+                  (convertible ? "; --cast converts it" : ""));
+  const size_t item = h.descr[2] == '8' ? 8 : 4;
+  const bool swap = h.descr[0] == '>';
+  if (h.fortran_order) bad(path, "fortran_order arrays are not supported; save in C order");
 
   NpyArray a;
-  a.shape = parse_shape(shape_text, path);
+  a.shape = h.shape;
   if (expected_rank > 0 && static_cast<int>(a.shape.size()) != expected_rank)
     bad(path, "rank " + std::to_string(a.shape.size()) + " but expected " +
                   std::to_string(expected_rank) + " dimensions");
@@ -87,20 +271,40 @@ NpyArray read_npy(const std::string& path, int expected_rank) {
     if (__builtin_mul_overflow(count, d, &count) || count > (int64_t{1} << 40))
       bad(path, "npy element count overflows");
   }
-  const auto body_start = in.tellg();
-  in.seekg(0, std::ios::end);
-  const auto body_bytes = static_cast<int64_t>(in.tellg() - body_start);
-  const int64_t want_bytes = count * static_cast<int64_t>(sizeof(float));
+  const int64_t body_bytes = file_bytes - body_start;
+  const int64_t want_bytes = count * static_cast<int64_t>(item);
   if (body_bytes < want_bytes)
     bad(path, "truncated body: " + std::to_string(body_bytes) + " bytes, shape needs " +
                   std::to_string(want_bytes));
   if (body_bytes > want_bytes)
     bad(path,
         "body has " + std::to_string(body_bytes - want_bytes) + " trailing bytes beyond the shape");
-  in.seekg(body_start);
+  check_host_budget(printable(path), static_cast<uint64_t>(count) * sizeof(float));
   a.data.resize(static_cast<size_t>(count));
-  in.read(reinterpret_cast<char*>(a.data.data()), want_bytes);
-  if (in.gcount() != want_bytes) bad(path, "truncated body");
+  if (item == 4 && !swap) {
+    if (!read_exact(f.fd, a.data.data(), static_cast<size_t>(want_bytes)))
+      bad(path, "truncated body (the file shrank while it was read)");
+    return a;
+  }
+  // Converted in chunks, so that a float64 file needs no second full copy.
+  std::vector<unsigned char> chunk(item << 16);
+  for (int64_t done = 0; done < count;) {
+    const int64_t n = std::min<int64_t>(count - done, 1 << 16);
+    if (!read_exact(f.fd, chunk.data(), static_cast<size_t>(n) * item))
+      bad(path, "truncated body (the file shrank while it was read)");
+    for (int64_t i = 0; i < n; ++i) {
+      unsigned char* p = chunk.data() + i * static_cast<int64_t>(item);
+      if (swap) std::reverse(p, p + item);
+      if (item == 8) {
+        double v;
+        std::memcpy(&v, p, 8);
+        a.data[static_cast<size_t>(done + i)] = to_float(v);
+      } else {
+        std::memcpy(&a.data[static_cast<size_t>(done + i)], p, 4);
+      }
+    }
+    done += n;
+  }
   return a;
 }
 
@@ -119,7 +323,7 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
   dict.append((64 - total % 64) % 64, ' ');
   dict += '\n';
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(ErrorCode::io_error, path + ": cannot open for writing");
+  if (!out) throw Error(ErrorCode::io_error, printable(path) + ": cannot open for writing");
   const unsigned char head[10] = {0x93,
                                   'N',
                                   'U',
@@ -133,7 +337,7 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
   out.write(reinterpret_cast<const char*>(head), 10);
   out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
   out.write(reinterpret_cast<const char*>(data), count * static_cast<int64_t>(sizeof(float)));
-  if (!out) throw Error(ErrorCode::io_error, path + ": write failed");
+  if (!out) throw Error(ErrorCode::io_error, printable(path) + ": write failed");
 }
 
 }  // namespace sparkle

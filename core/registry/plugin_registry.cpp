@@ -14,11 +14,13 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sparkle/text.hpp>
 #include <sstream>
 
 #include "cache/blob_store.hpp"
 #include "cache/cache_stats.hpp"
 #include "log/log.hpp"
+#include "registry/elf_check.hpp"
 
 struct sparkle_status_t {
   sparkle_code code;
@@ -141,6 +143,39 @@ std::map<std::string, std::weak_ptr<SharedPlugin>>& shared_plugins() {
   return loaded;
 }
 
+// Boost.DLL wraps dlerror's text as "boost::dll::shared_library::load()
+// failed (dlerror system message: TEXT): <strerror of a stale errno>"; the
+// errno part is unrelated noise ("Bad file descriptor"), so only TEXT is kept.
+std::string dlopen_message(const std::string& what) {
+  const std::string tag = "(dlerror system message: ";
+  const size_t a = what.find(tag), b = what.rfind("): ");
+  if (a == std::string::npos || b == std::string::npos || b < a + tag.size()) return what;
+  return what.substr(a + tag.size(), b - a - tag.size());
+}
+
+// Why a directory entry named like a plugin is not a file to open, or "".
+std::string link_problem(const fs::path& f) {
+  std::error_code ec;
+  const auto link = fs::symlink_status(f, ec);
+  if (ec) return "cannot stat: " + ec.message();
+  const auto target = fs::status(f, ec);
+  if (ec) {
+    if (!fs::is_symlink(link)) return "cannot stat: " + ec.message();
+    std::error_code read_ec;
+    const auto to = fs::read_symlink(f, read_ec).string();
+    if (ec == std::errc::too_many_symbolic_link_levels) return "symbolic link loop (" + to + ")";
+    if (ec == std::errc::no_such_file_or_directory) return "dangling symbolic link to " + to;
+    return "symbolic link to " + to + " cannot be followed: " + ec.message();
+  }
+  if (fs::is_regular_file(target)) return {};
+  const char* kind = fs::is_fifo(target)        ? "a FIFO"
+                     : fs::is_directory(target) ? "a directory"
+                     : fs::is_socket(target)    ? "a socket"
+                                                : "a device";
+  return std::string("not a regular file (") + kind +
+         (fs::is_symlink(link) ? ", through a link)" : ")");
+}
+
 std::string abi_string(uint32_t v) {
   return std::to_string(v >> 16) + "." + std::to_string(v & 0xffff);
 }
@@ -167,45 +202,91 @@ void throw_if_error(sparkle_status status, const std::string& context) {
   throw Error(static_cast<ErrorCode>(code), context + ": " + message);
 }
 
-std::vector<std::string> search_path(const EngineOptions& options) {
-  std::vector<std::string> dirs = options.plugin_paths;
+std::vector<std::pair<std::string, std::string>> search_folders(const EngineOptions& options) {
+  std::vector<std::pair<std::string, std::string>> dirs;
+  for (const auto& d : options.plugin_paths) dirs.emplace_back(d, "EngineOptions::plugin_paths");
   if (!options.use_default_paths) return dirs;
   if (const char* env = std::getenv("SPARKLE_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string dir;
     while (std::getline(ss, dir, ':'))
-      if (!dir.empty()) dirs.push_back(dir);
+      if (!dir.empty()) dirs.emplace_back(dir, "SPARKLE_PLUGIN_PATH");
   }
-  if (auto exe = executable_dir(); !exe.empty()) dirs.push_back(exe + "/../lib/sparkle/plugins");
-  if (auto lib = own_library_dir(); !lib.empty()) dirs.push_back(lib + "/sparkle/plugins");
+  if (auto exe = executable_dir(); !exe.empty())
+    dirs.emplace_back(exe + "/../lib/sparkle/plugins", "next to the executable");
+  if (auto lib = own_library_dir(); !lib.empty())
+    dirs.emplace_back(lib + "/sparkle/plugins", "next to libsparkle");
   if (std::string(SPARKLE_INSTALL_PLUGIN_DIR).size() > 0)
-    dirs.push_back(SPARKLE_INSTALL_PLUGIN_DIR);
+    dirs.emplace_back(SPARKLE_INSTALL_PLUGIN_DIR, "install libdir");
   return dirs;
+}
+
+std::vector<std::string> search_path(const EngineOptions& options) {
+  std::vector<std::string> dirs;
+  for (const auto& [dir, origin] : search_folders(options)) dirs.push_back(dir);
+  return dirs;
+}
+
+bool is_plugin_file_name(const std::string& name) {
+  return name.rfind("libsparkle-", 0) == 0 && name.size() > 14 &&
+         name.compare(name.size() - 3, 3, ".so") == 0;
 }
 
 PluginRegistry::PluginRegistry(const EngineOptions& options) {
   std::set<fs::path> seen_dirs;
-  std::set<fs::path> seen_files;
+  std::map<fs::path, std::string> seen_files;  // canonical path -> first path it was found at
   for (const auto& dir : search_path(options)) {
     std::error_code ec;
     // Relative entries are resolved here once; the current directory itself
     // is never searched implicitly (only if the caller names it).
     const fs::path canon = fs::canonical(dir, ec);
-    if (ec || !fs::is_directory(canon, ec) || !seen_dirs.insert(canon).second) continue;
+    if (ec || !fs::is_directory(canon, ec)) {
+      log::debug("registry", "plugin folder " + printable(dir) +
+                                 " skipped: " + (ec ? ec.message() : std::string("not a folder")));
+      continue;
+    }
+    if (!seen_dirs.insert(canon).second) continue;
+    log::debug("registry", "searching " + printable(canon.string()));
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(canon, ec)) {
-      const auto name = entry.path().filename().string();
-      if (name.rfind("libsparkle-", 0) == 0 && name.size() > 14 &&
-          name.compare(name.size() - 3, 3, ".so") == 0)
+      const std::string name = entry.path().filename().string();
+      if (is_plugin_file_name(name))
         files.push_back(entry.path());
+      else
+        log::debug("registry", "ignoring " + printable(entry.path().string()) +
+                                   ": not named libsparkle-<name>.so");
     }
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
+      // Links are followed, but only to regular files; a dangling or looping
+      // link, a FIFO (opening it would block start-up) or a folder gets a
+      // row saying so instead of being dropped silently.
+      const std::string skip = link_problem(f);
+      if (!skip.empty()) {
+        reject_file(f.string(), skip);
+        continue;
+      }
       const fs::path real = fs::canonical(f, ec);
-      if (ec || !seen_files.insert(real).second) continue;
+      if (ec) {
+        reject_file(f.string(), "cannot resolve: " + ec.message());
+        continue;
+      }
+      if (auto [it, inserted] = seen_files.emplace(real, f.string()); !inserted) {
+        reject_file(f.string(), "same file as " + it->second + "; loaded once");
+        continue;
+      }
       try_load(f.string());
     }
   }
+}
+
+void PluginRegistry::reject_file(const std::string& path, const std::string& why) {
+  PluginRecord record;
+  record.path = path;
+  record.loaded = false;
+  record.reason = why;
+  log::warn("registry", "skipping plugin " + printable(path) + ": " + printable(why));
+  records_.push_back(record);
 }
 
 PluginRegistry::~PluginRegistry() {
@@ -219,7 +300,7 @@ void PluginRegistry::try_load(const std::string& path) {
   auto reject = [&](const std::string& why) {
     record.loaded = false;
     record.reason = why;
-    log::warn("registry", "skipping plugin " + path + ": " + why);
+    log::warn("registry", "skipping plugin " + printable(path) + ": " + printable(why));
     records_.push_back(record);
   };
 
@@ -244,18 +325,21 @@ void PluginRegistry::try_load(const std::string& path) {
     return;
   }
 
+  // A truncated file would be mapped anyway and raise SIGBUS on first touch.
+  if (const std::string why = plugin_file_problem(path); !why.empty())
+    return reject("not a loadable shared object: " + why);
   std::shared_ptr<boost::dll::shared_library> lib;
   try {
+    // RTLD_NOW: an unresolved symbol fails here, as a rejection, instead of
+    // ending the process with exit 127 when lazy binding first calls it.
     // RTLD_LOCAL keeps each plugin's symbols to itself. RTLD_NODELETE keeps
     // its code mapped after the last Engine shuts it down: worker threads of
     // shared runtimes (oneTBB) outlive the plugin and may still run its
     // thread_local destructors at exit, which would jump into unmapped code.
     lib = std::make_shared<boost::dll::shared_library>(
-        path, static_cast<boost::dll::load_mode::type>(RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE));
+        path, static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE));
   } catch (const std::exception& e) {
-    const char* dl = dlerror();
-    return reject(std::string("not a loadable shared object: ") + e.what() +
-                  (dl != nullptr ? std::string(" (") + dl + ")" : std::string()));
+    return reject("not a loadable shared object: " + dlopen_message(e.what()));
   }
   if (!lib->has(SPARKLE_PLUGIN_ENTRY_NAME))
     return reject(std::string("missing entry point '") + SPARKLE_PLUGIN_ENTRY_NAME + "'");

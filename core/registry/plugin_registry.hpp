@@ -21,6 +21,11 @@ struct LoadedPlugin {
 // The folders searched, in order: explicit, SPARKLE_PLUGIN_PATH, then
 // relative to the executable and to libsparkle, then the install libdir.
 std::vector<std::string> search_path(const EngineOptions& options);
+// The same, each with where it came from ("SPARKLE_PLUGIN_PATH", ...).
+std::vector<std::pair<std::string, std::string>> search_folders(const EngineOptions& options);
+
+// libsparkle-<name>.so: the only file names the registry looks at.
+bool is_plugin_file_name(const std::string& name);
 
 // The host-services table handed to every plugin.
 const sparkle_host_services* host_services();
@@ -43,6 +48,8 @@ class PluginRegistry {
 
  private:
   void try_load(const std::string& path);
+  // A row for a file that was not opened at all, and one warning line.
+  void reject_file(const std::string& path, const std::string& why);
 
   std::vector<PluginRecord> records_;
   std::vector<LoadedPlugin> plugins_;

@@ -9,8 +9,11 @@ namespace sparkle::select {
 OpSignature signature_of(const Conv2dDesc& d) {
   OpSignature s;
   s.flops = d.flops();
-  s.bytes = 4.0 * static_cast<double>(d.input_elements() + d.weight_elements() + d.bias_elements() +
-                                      d.output_elements());
+  // Summed in double: each count fits int64 (validate() checks), their sum
+  // need not.
+  s.bytes =
+      4.0 * (static_cast<double>(d.input_elements()) + static_cast<double>(d.weight_elements()) +
+             static_cast<double>(d.bias_elements()) + static_cast<double>(d.output_elements()));
   const char* shape_class = d.groups == d.c && d.groups > 1 ? "depthwise"
                             : d.groups > 1                  ? "grouped"
                             : (d.r == 1 && d.s == 1)        ? "pointwise"
@@ -18,8 +21,11 @@ OpSignature signature_of(const Conv2dDesc& d) {
   // Half-octave size classes: ops within ~1.4x of each other share what the
   // selector learned about them.
   const int size_class = static_cast<int>(std::floor(2.0 * std::log2(std::max(s.flops, 1.0))));
-  s.bucket = std::string(shape_class) + "/s" + std::to_string(d.stride_h * d.stride_w > 1 ? 2 : 1) +
-             "/f" + std::to_string(size_class);
+  // Not stride_h * stride_w > 1: validated strides may be near 2^62 and the
+  // product would overflow.
+  const bool strided = d.stride_h > 1 || d.stride_w > 1;
+  s.bucket = std::string(shape_class) + "/s" + std::to_string(strided ? 2 : 1) + "/f" +
+             std::to_string(size_class);
   return s;
 }
 

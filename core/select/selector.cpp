@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "cache/cache_dir.hpp"
 #include "log/log.hpp"
@@ -31,9 +33,9 @@ constexpr int kDriftCount = 3;
 constexpr double kExplorePeriod = 25;
 constexpr double kFirstLookFactor = 3;
 constexpr double kSplitGain = 0.85;
-// Version 2: models are of resident operands, with the call overhead and
-// learned host-device transfer rates beside them.
-constexpr const char* kProfileHeader = "sparkle-selector-profile 2";
+// JSON (nlohmann). Version 3: models of resident operands, with the call
+// overhead and learned host-device transfer rates beside them.
+constexpr const char* kProfileFormat = "sparkle-selector-profile 3";
 
 std::string fmt_ms(double ms) {
   char buf[32];
@@ -55,44 +57,42 @@ void Selector::load() {
   if (path_.empty()) return;
   std::string text;
   if (!cache::read_file(path_, &text)) return;  // first run
-  std::istringstream in(text);
-  std::string line;
   std::map<std::string, DeviceModel> models;
   std::map<std::string, TransferModel> transfers;
   std::map<std::pair<std::string, std::string>, Learned> learned;
-  bool ok = static_cast<bool>(std::getline(in, line)) && line == kProfileHeader;
-  while (ok && std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string tag;
-    f >> tag;
-    if (tag == "model") {
-      std::string fp;
-      DeviceModel m;
-      ok = static_cast<bool>(f >> fp >> m.latency_ms >> m.gflops >> m.gbps >> m.overhead_ms) &&
-           m.latency_ms >= 0 && m.gflops > 0 && m.gbps > 0 && m.overhead_ms >= 0 &&
-           std::isfinite(m.gflops) && std::isfinite(m.gbps) && std::isfinite(m.overhead_ms) &&
-           std::isfinite(m.latency_ms);
-      if (ok) models[fp] = m;
-    } else if (tag == "transfer") {
-      std::string fp;
-      TransferModel t;
-      ok = static_cast<bool>(f >> fp >> t.upload_gbps >> t.download_gbps) && t.upload_gbps >= 0 &&
-           t.download_gbps >= 0 && std::isfinite(t.upload_gbps) && std::isfinite(t.download_gbps);
-      if (ok) transfers[fp] = t;
-    } else if (tag == "learned") {
-      std::string fp, bucket;
-      Learned l;
-      ok = static_cast<bool>(f >> fp >> bucket >> l.correction >> l.samples) && l.correction > 0 &&
-           std::isfinite(l.correction) && l.samples >= 0;
-      if (ok) learned[{fp, bucket}] = l;
-    } else if (tag == "end") {
-      break;
-    } else {
-      ok = false;
+  // Every value is checked: a profile is data from disk, and a bad number
+  // must not steer the selector (a corrupt file is rebuilt, never trusted).
+  auto finite = [](const nlohmann::json& v, double min) {
+    if (!v.is_number()) throw std::runtime_error("not a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < min) throw std::runtime_error("out of range");
+    return d;
+  };
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (j.at("format").get<std::string>() != kProfileFormat)
+      throw std::runtime_error("another format");
+    for (const auto& [fp, m] : j.at("models").items()) {
+      DeviceModel d;
+      d.latency_ms = finite(m.at("latency_ms"), 0);
+      d.gflops = finite(m.at("gflops"), 1e-12);
+      d.gbps = finite(m.at("gbps"), 1e-12);
+      d.overhead_ms = finite(m.at("overhead_ms"), 0);
+      models[fp] = d;
     }
-    if (ok && tag != "end" && in.eof()) ok = false;  // no "end": truncated
-  }
-  if (!ok || line != "end") {
+    for (const auto& [fp, t] : j.at("transfers").items()) {
+      TransferModel m;
+      m.upload_gbps = finite(t.at("upload_gbps"), 0);
+      m.download_gbps = finite(t.at("download_gbps"), 0);
+      transfers[fp] = m;
+    }
+    for (const auto& e : j.at("learned")) {
+      Learned l;
+      l.correction = finite(e.at("correction"), 1e-12);
+      l.samples = static_cast<int>(finite(e.at("samples"), 0));
+      learned[{e.at("device").get<std::string>(), e.at("bucket").get<std::string>()}] = l;
+    }
+  } catch (const std::exception&) {
     log::warn("select", "ignoring corrupt selector profile " + path_ + "; it will be rebuilt");
     return;
   }
@@ -104,20 +104,27 @@ void Selector::load() {
 bool Selector::save() {
   std::lock_guard lock(mutex_);
   if (path_.empty() || !dirty_) return true;
-  std::ostringstream out;
-  out.precision(9);
-  out << kProfileHeader << "\n";
+  nlohmann::json j;
+  j["format"] = kProfileFormat;
+  j["models"] = nlohmann::json::object();
+  j["transfers"] = nlohmann::json::object();
+  j["learned"] = nlohmann::json::array();
   for (const auto& [fp, m] : models_)
-    out << "model " << fp << " " << m.latency_ms << " " << m.gflops << " " << m.gbps << " "
-        << m.overhead_ms << "\n";
+    j["models"][fp] = {{"latency_ms", m.latency_ms},
+                       {"gflops", m.gflops},
+                       {"gbps", m.gbps},
+                       {"overhead_ms", m.overhead_ms}};
   for (const auto& [fp, t] : transfers_)
-    out << "transfer " << fp << " " << t.upload_gbps << " " << t.download_gbps << "\n";
+    j["transfers"][fp] = {{"upload_gbps", t.upload_gbps}, {"download_gbps", t.download_gbps}};
   for (const auto& [key, l] : learned_)
-    out << "learned " << key.first << " " << key.second << " " << l.correction << " " << l.samples
-        << "\n";
-  out << "end\n";
+    j["learned"].push_back({{"device", key.first},
+                            {"bucket", key.second},
+                            {"correction", l.correction},
+                            {"samples", l.samples}});
   std::string why;
-  if (!cache::write_file_atomically(path_, out.str(), &why)) {
+  // Fingerprints come from plugins: invalid UTF-8 is replaced, not thrown.
+  const std::string text = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (!cache::write_file_atomically(path_, text, &why)) {
     log::warn("select", "cannot save selector profile: " + why);
     return false;
   }

@@ -1,8 +1,10 @@
 // Parser of benchmark shape files (see include/sparkle/shapes.hpp).
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sparkle/error.hpp>
 #include <sparkle/shapes.hpp>
+#include <sparkle/text.hpp>
 #include <sstream>
 
 namespace sparkle {
@@ -13,19 +15,23 @@ namespace {
 }
 
 int64_t parse_int(const std::string& text, const std::string& field) {
-  if (text.empty()) fail(field + " is empty");
-  size_t pos = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &pos, 10);
-  } catch (const std::out_of_range&) {
-    fail(field + "='" + text + "' is out of range");
-  } catch (const std::exception&) {
-    fail(field + "='" + text + "' is not an integer");
+  const ParsedInteger v = parse_integer(text);
+  switch (v.problem) {
+    case IntegerProblem::none:
+      return v.value;
+    case IntegerProblem::empty:
+      fail(field + " is empty");
+    case IntegerProblem::out_of_range:
+      fail(field + "='" + printable(text) + "' is out of range");
+    case IntegerProblem::not_integer:
+      break;
   }
-  if (pos != text.size()) fail(field + "='" + text + "' is not an integer");
-  return v;
+  fail(field + "='" + printable(text) + "' is not an integer");
 }
+
+// A shapes file is a few hundred lines; anything this large is a mistake
+// (or /dev/zero) and would only be read into memory to be refused.
+constexpr uintmax_t kMaxShapesFileBytes = 16 << 20;
 
 }  // namespace
 
@@ -35,12 +41,13 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) values.push_back(parse_int(item, field));
-  if (!text.empty() && text.back() == ',') fail(field + "='" + text + "' ends with a comma");
+  if (!text.empty() && text.back() == ',')
+    fail(field + "='" + printable(text) + "' ends with a comma");
   if (std::find(allowed_counts.begin(), allowed_counts.end(), values.size()) ==
       allowed_counts.end()) {
     std::string counts;
     for (size_t c : allowed_counts) counts += (counts.empty() ? "" : " or ") + std::to_string(c);
-    fail(field + "='" + text + "' needs " + counts + " comma-separated values");
+    fail(field + "='" + printable(text) + "' needs " + counts + " comma-separated values");
   }
   return values;
 }
@@ -52,7 +59,7 @@ std::vector<Layer> parse_shapes(const std::string& text, const std::string& orig
   int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    const std::string where = origin + ":" + std::to_string(line_no) + ": ";
+    const std::string where = printable(origin) + ":" + std::to_string(line_no) + ": ";
     if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
     std::istringstream fields(line);
     std::vector<std::string> tok;
@@ -81,7 +88,7 @@ std::vector<Layer> parse_shapes(const std::string& text, const std::string& orig
       for (size_t i = positional; i < tok.size(); ++i) {
         const auto eq = tok[i].find('=');
         if (eq == std::string::npos)
-          fail("'" + tok[i] + "' after key=value fields is not key=value");
+          fail("'" + printable(tok[i]) + "' after key=value fields is not key=value");
         const std::string key = tok[i].substr(0, eq), value = tok[i].substr(eq + 1);
         if (key == "groups") {
           d.groups = parse_int(value, "groups");
@@ -102,25 +109,38 @@ std::vector<Layer> parse_shapes(const std::string& text, const std::string& orig
           d.pad_bottom = v[2];
           d.pad_right = v[3];
         } else {
-          fail("unknown field '" + key + "' (known: groups, dilation, stride, pad)");
+          fail("unknown field '" + printable(key) + "' (known: groups, dilation, stride, pad)");
         }
       }
       d.validate();
       layers.push_back(l);
     } catch (const Error& e) {
-      fail(where + "layer '" + tok[0] + "': " + e.what());
+      fail(where + "layer '" + printable(tok[0]) + "': " + e.what());
     }
   }
-  if (layers.empty()) fail(origin + ": no layers");
+  if (layers.empty()) fail(printable(origin) + ": no layers");
   return layers;
 }
 
 std::vector<Layer> read_shapes_file(const std::string& path, int64_t batch) {
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorCode::io_error, path + ": cannot open shapes file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_shapes(ss.str(), path, batch);
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    throw Error(ErrorCode::io_error, printable(path) + ": cannot open shapes file");
+  // A FIFO or a device would block or never end; only regular files are read.
+  if (!std::filesystem::is_regular_file(status))
+    fail(printable(path) + ": shapes file is not a regular file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxShapesFileBytes)
+    fail(printable(path) + ": shapes file has " + std::to_string(size) + " bytes, more than the " +
+         std::to_string(kMaxShapesFileBytes) + " a shapes file may have");
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) throw Error(ErrorCode::io_error, printable(path) + ": cannot open shapes file");
+  std::string text(static_cast<size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (in.bad()) throw Error(ErrorCode::io_error, printable(path) + ": cannot read shapes file");
+  text.resize(static_cast<size_t>(in.gcount()));
+  return parse_shapes(text, path, batch);
 }
 
 }  // namespace sparkle

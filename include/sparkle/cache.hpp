@@ -32,7 +32,8 @@ struct CacheEntry {
 
 CacheStats cache_stats();
 std::vector<CacheEntry> cache_entries();
-// Removes every program entry and the selector profile; returns the count.
+// Removes every program entry, the selector profile and the tuning records;
+// returns the count of files removed.
 size_t cache_clear();
 
 }  // namespace sparkle

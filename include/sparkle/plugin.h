@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define SPARKLE_PLUGIN_ABI_MAJOR 1u
-#define SPARKLE_PLUGIN_ABI_MINOR 3u
+#define SPARKLE_PLUGIN_ABI_MINOR 4u
 #define SPARKLE_PLUGIN_ABI_VERSION ((SPARKLE_PLUGIN_ABI_MAJOR << 16) | SPARKLE_PLUGIN_ABI_MINOR)
 #define SPARKLE_PLUGIN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 
@@ -189,6 +189,31 @@ typedef struct sparkle_buffer_desc {
 /* since v1.3: queue_create flags. */
 #define SPARKLE_QUEUE_TRANSFER 1u /* hint: mostly copies (a copy engine may serve it) */
 
+/* since v1.4: what a plugin says about one kernel variant of an op, so that
+ * a host-side tuner (core/tune) can rank variants with a model before it
+ * measures them. Every number is an estimate for the whole call; 0 means
+ * "unknown" and the tuner then leaves that term out. Strings belong to the
+ * plugin and stay valid until shutdown. */
+typedef struct sparkle_variant_info {
+  uint32_t struct_size;
+  uint32_t flags;        /* SPARKLE_VARIANT_* bits */
+  const char* name;      /* stable for one plugin build and device, e.g.
+                            "gl_tiled_128x64x8_8x8_v4"; plan_kernel_name of its plans */
+  const char* family;    /* variants of one algorithm share it ("gemm", "winograd4") */
+  uint64_t work_groups;  /* work groups (CPU: tasks) of the largest pass */
+  uint32_t group_size;   /* invocations per work group */
+  uint32_t shared_bytes; /* shared memory per work group */
+  uint32_t registers;    /* estimated 32-bit registers per invocation */
+  uint32_t passes;       /* dispatches per call */
+  double flops;          /* arithmetic done, padding and transforms included */
+  double bytes;          /* device memory traffic, workspaces included */
+  double efficiency;     /* plugin's guess of the fraction of peak a full
+                            device reaches with this kernel (0..1] */
+} sparkle_variant_info;
+
+/* since v1.4: sparkle_variant_info.flags. */
+#define SPARKLE_VARIANT_DEFAULT 1u /* what plan_conv2d picks without a tuning record */
+
 /* The plugin's descriptor, returned by the entry point. */
 typedef struct sparkle_plugin {
   uint32_t struct_size;
@@ -297,6 +322,24 @@ typedef struct sparkle_plugin {
                                       sparkle_buffer w, sparkle_buffer bias, sparkle_buffer y,
                                       const sparkle_fence* waits, size_t wait_count,
                                       sparkle_fence* out);
+
+  /* ---- since v1.4: kernel variants, so that any backend can be tuned by
+   * measurement (core/tune, `sparkle-run tune`). Optional as a group: a
+   * plugin that leaves conv2d_variant_count NULL has one kernel per op and
+   * is planned through plan_conv2d alone.
+   *  - The list is a function of (device, desc, plugin build) only, so that
+   *    a name recorded by one process means the same kernel in the next.
+   *  - Every variant listed computes the op correctly (within the fp32
+   *    conformance bound); a tuner may pick any of them. */
+  /* How many variants the device offers for desc (0: none beyond plan_conv2d). */
+  size_t (*conv2d_variant_count)(sparkle_device device, const sparkle_conv2d_desc* desc);
+  /* Fills out (out->struct_size set by the caller) for variant index. */
+  sparkle_status (*conv2d_variant_info)(sparkle_device device, const sparkle_conv2d_desc* desc,
+                                        size_t index, sparkle_variant_info* out);
+  /* plan_conv2d with the kernel of variant index. SPARKLE_UNSUPPORTED (with
+   * the reason, e.g. a compile failure) when it cannot be built here. */
+  sparkle_status (*plan_conv2d_variant)(sparkle_device device, const sparkle_conv2d_desc* desc,
+                                        size_t index, sparkle_plan* out);
 } sparkle_plugin;
 
 /* The size of a v1.0 descriptor: the smallest struct_size a host accepts. */

@@ -5,11 +5,15 @@
 
 #include <sparkle/plugin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <set>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -83,6 +87,22 @@ class Queue {
                                         WaitList waits) = 0;
 };
 
+// since 1.4: one kernel variant of an op, for a host-side tuner (see
+// sparkle_variant_info in plugin.h; 0 means unknown).
+struct VariantInfo {
+  std::string name;         // stable for one plugin build and device
+  std::string family;       // "gemm", "winograd4", ...
+  bool is_default = false;  // what plan_conv2d picks without a tuning record
+  uint64_t work_groups = 0;
+  uint32_t group_size = 0;
+  uint32_t shared_bytes = 0;
+  uint32_t registers = 0;
+  uint32_t passes = 1;
+  double flops = 0;
+  double bytes = 0;
+  double efficiency = 0;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -103,6 +123,16 @@ class Device {
   // since 1.3: a new in-order queue (flags: SPARKLE_QUEUE_*), or nullptr
   // when the device runs synchronously only (the host then adapts).
   virtual std::unique_ptr<Queue> create_queue(uint32_t /*flags*/) { return nullptr; }
+  // since 1.4: the kernel variants a tuner may choose between for desc, in a
+  // deterministic order. The default offers none: plan_conv2d alone plans.
+  virtual std::vector<VariantInfo> conv2d_variants(const sparkle_conv2d_desc& /*desc*/) {
+    return {};
+  }
+  // since 1.4: plan_conv2d with variant `index` of conv2d_variants(desc).
+  virtual std::unique_ptr<Plan> plan_conv2d_variant(const sparkle_conv2d_desc& /*desc*/,
+                                                    size_t /*index*/) {
+    throw Error(SPARKLE_UNSUPPORTED, "device offers no kernel variants");
+  }
 };
 
 struct DeviceEntry {
@@ -351,6 +381,57 @@ inline sparkle_status enqueue_conv2d_on(sparkle_queue q, sparkle_plan p, sparkle
   });
 }
 
+// since 1.4. Variant names and families are interned for the process, so
+// the pointers handed to the host stay valid until shutdown as plugin.h says.
+inline const char* intern(const std::string& text) {
+  static std::mutex mutex;
+  static std::set<std::string> strings;  // node-based: c_str() never moves
+  std::lock_guard<std::mutex> lock(mutex);
+  return strings.insert(text).first->c_str();
+}
+inline size_t conv2d_variant_count(sparkle_device d, const sparkle_conv2d_desc* desc) {
+  try {
+    return from<Device>(d)->conv2d_variants(*desc).size();
+  } catch (...) {
+    return 0;  // no variants: the host plans through plan_conv2d
+  }
+}
+inline sparkle_status conv2d_variant_info(sparkle_device d, const sparkle_conv2d_desc* desc,
+                                          size_t index, sparkle_variant_info* out) {
+  return guard([&] {
+    if (out == nullptr || out->struct_size < offsetof(sparkle_variant_info, flags) + 4)
+      throw Error(SPARKLE_INVALID_ARGUMENT, "variant info is missing or too small");
+    const auto variants = from<Device>(d)->conv2d_variants(*desc);
+    if (index >= variants.size())
+      throw Error(SPARKLE_NOT_FOUND, "variant " + std::to_string(index) + " of " +
+                                         std::to_string(variants.size()) + " does not exist");
+    const VariantInfo& v = variants[index];
+    sparkle_variant_info full;
+    std::memset(&full, 0, sizeof full);
+    full.flags = v.is_default ? SPARKLE_VARIANT_DEFAULT : 0u;
+    full.name = intern(v.name);
+    full.family = intern(v.family);
+    full.work_groups = v.work_groups;
+    full.group_size = v.group_size;
+    full.shared_bytes = v.shared_bytes;
+    full.registers = v.registers;
+    full.passes = v.passes;
+    full.flops = v.flops;
+    full.bytes = v.bytes;
+    full.efficiency = v.efficiency;
+    // A host built for an older minor passes a smaller struct: fill what it has.
+    const uint32_t caller_size = out->struct_size;
+    full.struct_size = caller_size;
+    std::memcpy(out, &full, std::min<size_t>(caller_size, sizeof full));
+  });
+}
+inline sparkle_status plan_conv2d_variant(sparkle_device d, const sparkle_conv2d_desc* desc,
+                                          size_t index, sparkle_plan* out) {
+  return guard([&] {
+    *out = to<sparkle_plan>(from<Device>(d)->plan_conv2d_variant(*desc, index).release());
+  });
+}
+
 template <class BackendT>
 const sparkle_plugin* descriptor(const char* name, const char* version, const char* build_id) {
   static const sparkle_plugin d = {
@@ -388,6 +469,9 @@ const sparkle_plugin* descriptor(const char* name, const char* version, const ch
       &enqueue_read,
       &enqueue_copy,
       &enqueue_conv2d_on,
+      &conv2d_variant_count,
+      &conv2d_variant_info,
+      &plan_conv2d_variant,
   };
   state().name = name;
   return &d;

@@ -26,8 +26,13 @@ constexpr int64_t kMaxKc = 256;
 constexpr int64_t kMaxPanelBytes = 192 * 1024;
 // Largest buffer (in floats) for patches packed ahead of the tasks.
 constexpr double kMaxSharedFloats = 16.0 * 1024 * 1024;
+// Largest padded input copy of the direct path (512 MiB); larger inputs take
+// the packed path, whose workspace does not grow with the tensors.
+constexpr double kMaxDirectFloats = 128.0 * 1024 * 1024;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// For a >= 0, b > 0. Not (a + b - 1) / b: strides and pads may be near
+// 2^62, and the sum would overflow.
+int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -ceil_div(-a, b); }
@@ -71,8 +76,12 @@ Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct, int64_t nr = 
   const int64_t max_ds = floor_div((d.s - 1) * d.dilation_w - d.pad_left, d.stride_w);
   g.top = std::max<int64_t>(0, -min_dr);
   g.left = std::max<int64_t>(0, -min_ds);
-  g.Hq = d.out_h + max_dr + g.top;
-  g.Wq = d.out_w + max_ds + g.left;
+  // In double first: with padding and dilation near 2^62 the plane sizes
+  // leave int64, and the direct path is off for them anyway (below).
+  const double hq =
+      static_cast<double>(d.out_h) + static_cast<double>(max_dr) + static_cast<double>(g.top);
+  const double wq =
+      static_cast<double>(d.out_w) + static_cast<double>(max_ds) + static_cast<double>(g.left);
   // Only where the dropped columns cost little, Wq <= 1.15 out_w (ResNet's
   // 56, 28 and 14 wide layers and conv1 qualify, 7 wide 3x3 ones do not).
   // Strided layers only when im2col would gather each input element at
@@ -80,8 +89,28 @@ Geometry geometry(const sparkle_conv2d_desc& d, bool allow_direct, int64_t nr = 
   // times): in paired runs on the 2-core machine, 1x1 and 3x3 stride 2
   // were 7-20% slower direct than packed, conv1 2-4% faster.
   const bool strided = d.stride_h > 1 || d.stride_w > 1;
+  // The phase planes are a padded copy of the input: their size follows the
+  // padding and the dilated filter, not the work. A 1x4x4x8 output with
+  // dilation 5e7 once made them 6 GB. They are used only while they stay
+  // within a small multiple of the input and output (ResNet layers need
+  // about 1.3x the input) and below kMaxDirectFloats; beyond that the packed
+  // path's workspace is a few panels per thread whatever the shape.
+  // At most one plane per stride phase a filter tap reads.
+  const double phases = std::min(static_cast<double>(d.stride_h) * static_cast<double>(d.stride_w),
+                                 static_cast<double>(d.r * d.s));
+  const double direct_floats = hq * wq * phases * static_cast<double>(d.n * d.c);
+  const double tensor_floats =
+      static_cast<double>(d.n) * static_cast<double>(d.c * d.h * d.w) +
+      static_cast<double>(d.n) * static_cast<double>(d.k) * static_cast<double>(d.out_h * d.out_w);
+  const bool direct_fits =
+      direct_floats <= 2.0 * tensor_floats + 65536.0 && direct_floats <= kMaxDirectFloats;
   g.direct = allow_direct && !g.pointwise && d.stride_h <= 4 && d.stride_w <= 4 &&
-             (!strided || d.r * d.s >= 4 * d.stride_h * d.stride_w) && g.Wq * 20 <= d.out_w * 23;
+             (!strided || d.r * d.s >= 4 * d.stride_h * d.stride_w) &&
+             wq * 20 <= static_cast<double>(d.out_w) * 23 && direct_fits;
+  if (g.direct) {
+    g.Hq = static_cast<int64_t>(hq);
+    g.Wq = static_cast<int64_t>(wq);
+  }
   for (auto& row : g.phase_of)
     for (int& p : row) p = -1;
   if (g.direct) {

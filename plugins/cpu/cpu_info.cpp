@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "../common/fingerprint.hpp"
 #include "isa.hpp"
 #include "micro_kernel.hpp"
 
@@ -60,11 +61,9 @@ plugin::DeviceEntry describe_host_cpu() {
   const int threads = tbb::info::default_concurrency();
   const std::string isa = isa_flags();
   e.description = model + " (" + std::to_string(threads) + " threads, oneTBB)";
-  std::ostringstream fp;
-  fp << "cpu-" << std::hex
-     << std::hash<std::string>{}(model + "|" + isa + "|" + kernel_isa() + "|" +
-                                 std::to_string(threads));
-  e.fingerprint = fp.str();
+  // xxHash3 (plugins/common): stable across runs and builds, unlike std::hash.
+  e.fingerprint =
+      gpu::device_fingerprint("cpu", {model, isa, kernel_isa(), std::to_string(threads)});
   e.properties = {{"model", model},
                   {"threads", std::to_string(threads)},
                   {"isa", isa},

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "gl_caps.hpp"
 #include "gl_context.hpp"
 #include "gl_device.hpp"
 #include "program_cache.hpp"
@@ -33,22 +34,6 @@ bool has_word(const char* list, const char* word) {
   return false;
 }
 
-std::string fingerprint(const GlInfo& info) {
-  // FNV-1a 64: stable across runs and builds, unlike std::hash.
-  uint64_t h = 1469598103934665603ull;
-  for (const std::string* s : {&info.vendor, &info.renderer, &info.version, &info.binary_formats}) {
-    for (unsigned char ch : *s) {
-      h ^= ch;
-      h *= 1099511628211ull;
-    }
-    h ^= 0xff;  // separator
-    h *= 1099511628211ull;
-  }
-  char out[32];
-  std::snprintf(out, sizeof out, "gl-%016llx", static_cast<unsigned long long>(h));
-  return out;
-}
-
 struct Found {
   std::shared_ptr<GlContext> ctx;
   plugin::DeviceEntry entry;
@@ -66,6 +51,7 @@ class GlBackend final : public plugin::Backend {
   }
 
   ~GlBackend() override {
+    forget_caps();
     found_.clear();  // joins the GL threads
     if (!xdg_dir_.empty()) rmdir(xdg_dir_.c_str());
   }
@@ -226,7 +212,8 @@ class GlBackend final : public plugin::Backend {
     f.ctx = ctx;
     f.entry.kind = info.software ? SPARKLE_DEVICE_SOFTWARE_GPU : SPARKLE_DEVICE_GPU;
     f.entry.description = info.renderer + " (OpenGL " + info.version + ")";
-    f.entry.fingerprint = fingerprint(info);
+    f.entry.fingerprint = gl_fingerprint(info);
+    const GlCaps& caps = caps_of(*ctx);
     auto count = [](const int64_t v[3]) {
       return std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]);
     };
@@ -244,6 +231,15 @@ class GlBackend final : public plugin::Backend {
         {"egl_fence_syncs", info.egl_syncs ? "yes" : "no"},
         {"program_binary_formats", info.binary_formats},
         {"egl_source", label},
+        // Read by core/tune's occupancy model (0: unknown).
+        {"compute_units", std::to_string(caps.units.count)},
+        {"compute_units_source", caps.units_source},
+        {"threads_per_compute_unit", std::to_string(caps.units.threads_per_cu)},
+        {"registers_per_compute_unit", std::to_string(caps.units.registers_per_cu)},
+        {"groups_per_compute_unit", std::to_string(caps.units.groups_per_cu)},
+        {"subgroup_size", std::to_string(caps.subgroup_size)},
+        {"subgroup_extension", caps.subgroup_extension.empty() ? "none" : caps.subgroup_extension},
+        {"parallel_compile", caps.parallel_compile ? "yes" : "no"},
     };
     // Why other EGL paths were not used (for `sparkle-run devices`).
     if (!reason_.empty()) f.entry.properties.push_back({"egl_notes", reason_});

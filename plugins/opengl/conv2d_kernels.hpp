@@ -1,61 +1,93 @@
-// Conv2d kernel variants: which ones exist, which one a descriptor gets, and
-// their GLSL, generated from the templates in shaders/ with #defines.
+// The OpenGL conv2d kernel generator: a KernelConfig (algorithm and its
+// parameters) plus a descriptor and the device's limits become the GLSL of
+// every pass of one call, generated from the templates in shaders/ with
+// #defines. Which configs exist for a descriptor, and which one is the
+// first guess, is conv2d_variants.hpp's business.
 #pragma once
 
 #include <sparkle/plugin.h>
 
 #include <cstdint>
-#include <optional>
+#include <sparkle/plugin.hpp>
 #include <string>
+#include <vector>
 
+#include "gl_caps.hpp"
 #include "gl_context.hpp"
 
 namespace sparkle::opengl {
 
-// Register-blocked implicit-GEMM tile: a work group computes bm x bn outputs
-// (output channels x pixels), stepping the reduction by bk; each invocation
+// Implicit-GEMM block tile: a work group computes bm x bn outputs (output
+// channels x pixels), stepping the reduction by bk; each invocation
 // computes tm x tn of them.
 struct TileShape {
   int bm = 128, bn = 128, bk = 8, tm = 8, tn = 8;
 };
 
-struct Conv2dKernel {
-  std::string name;           // e.g. "gl_tiled_128x128x8_8x8_1x1"
-  std::string source;         // complete GLSL
-  uint32_t local_size = 0;    // invocations per work group (x only)
-  uint64_t total_groups = 0;  // linear work groups to dispatch
-  // Split-K: the main kernel writes split_k partial results to a workspace
-  // of split_k * y elements, and this second kernel sums them into y.
-  int split_k = 1;
-  std::string reduce_name;
-  std::string reduce_source;
-  uint64_t reduce_groups = 0;
+enum class Algo { kNaive, kGemm, kWinograd };
+
+struct KernelConfig {
+  Algo algo = Algo::kNaive;
+  int wino_m = 0;  // Winograd output tile: 2 (F(2x2,3x3)) or 4 (F(4x4,3x3))
+  // The GEMM: the whole convolution (kGemm) or Winograd's batched GEMM.
+  TileShape tile{};
+  int split_k = 1;          // > 1: the reduction runs in that many slices plus a sum pass
+  bool m_fastest = false;   // consecutive work groups share B tiles instead of A tiles
+  bool subgroup_a = false;  // A in registers, shared through subgroup shuffles
 };
 
-enum class KernelKind { kAuto, kNaive, kTiled };
+// What a pass binds at each of its four buffer binding points.
+enum class Slot : uint8_t { kNone, kX, kW, kBias, kY, kWs0, kWs1, kWs2, kWs3 };
 
-// SPARKLE_GL_KERNEL=naive|tiled (unset or "auto": kAuto). Throws
-// plugin::Error(SPARKLE_INVALID_ARGUMENT) for anything else.
-KernelKind kernel_override();
-// SPARKLE_GL_TILE=BMxBNxBK_TMxTN, e.g. "64x128x8_8x8", for tuning by hand.
-std::optional<TileShape> tile_override();
+struct Pass {
+  std::string name;     // program name: kernel cache key and error messages
+  std::string source;   // complete GLSL
+  uint64_t groups = 0;  // linear work groups (the dispatcher tiles the grid)
+  Slot bind[4] = {Slot::kNone, Slot::kNone, Slot::kNone, Slot::kNone};
+};
 
-// Empty when the shape can run on this device, else why not.
-std::string tile_problem(const TileShape& t, const GlInfo& info);
+// Every pass of one call, in order, and the workspaces they share.
+struct ConvKernel {
+  std::string name;  // the variant's name (plan_kernel_name)
+  std::vector<Pass> passes;
+  std::vector<uint64_t> workspace_bytes;  // kWs0, kWs1, ...
+};
 
-Conv2dKernel make_naive_kernel(const sparkle_conv2d_desc& d, const GlInfo& info);
-Conv2dKernel make_tiled_kernel(const sparkle_conv2d_desc& d, const TileShape& t, const GlInfo& info,
-                               int split_k = 1);
+// Empty when every coordinate the shaders compute for d fits their 32-bit
+// ints, else the field that does not (checked by supports_conv2d, so that
+// "auto" picks another device).
+std::string index_range_problem(const sparkle_conv2d_desc& d);
 
-// How many slices to split the reduction into so that enough work groups
-// exist (1 = no split). SPARKLE_GL_SPLIT_K=<n> forces n.
-int choose_split_k(const sparkle_conv2d_desc& d, const TileShape& t, const GlInfo& info);
+// Empty when config can run d on this device, else why not (shared memory,
+// invocation limits, loader constraints, subgroups, 32-bit indexing).
+std::string config_problem(const sparkle_conv2d_desc& d, const KernelConfig& config,
+                           const GlInfo& info, const GlCaps& caps);
 
-// The tile that should run d fastest on this device, or nullopt when the
-// tiled kernel is a poor fit (depthwise-like groups with < 8 outputs).
-std::optional<TileShape> choose_tile(const sparkle_conv2d_desc& d, const GlInfo& info);
+// The variant name, e.g. "gl_tiled_128x64x8_8x8_1x1_v4_sk4" or
+// "gl_wino4_64x64x8_8x8_mo". Unique per config for a given descriptor.
+std::string kernel_name(const sparkle_conv2d_desc& d, const KernelConfig& config);
 
-// Applies the overrides, then choose_tile, else the naive kernel.
-Conv2dKernel select_kernel(const sparkle_conv2d_desc& d, const GlInfo& info);
+// The passes of config for d. Throws plugin::Error(SPARKLE_UNSUPPORTED)
+// with config_problem's reason when it cannot run here.
+ConvKernel generate_kernel(const sparkle_conv2d_desc& d, const KernelConfig& config,
+                           const GlInfo& info, const GlCaps& caps);
+
+// What the occupancy model needs to know of config (see
+// plugins/common/occupancy_model.hpp): grid, group size, shared memory,
+// registers, arithmetic, traffic and a guess of its efficiency.
+plugin::VariantInfo describe_kernel(const sparkle_conv2d_desc& d, const KernelConfig& config,
+                                    const GlInfo& info, const GlCaps& caps);
+
+// 3x3, stride 1, dilation 1, one group: the layers Winograd serves.
+bool winograd_applies(const sparkle_conv2d_desc& d);
+// The batched GEMM of Winograd F(m x m, 3x3) for d, as a grouped 1x1
+// convolution (one group per transform point): n 1, c alpha^2 C, h 1,
+// w P_PAD (tiles, rounded up to 4), k alpha^2 K, groups alpha^2.
+sparkle_conv2d_desc winograd_gemm_desc(const sparkle_conv2d_desc& d, int m);
+
+// Largest element count a tensor or workspace may have: indices are 32-bit
+// in GLSL, with a margin for the out-of-range indices tile edges compute
+// (and never dereference).
+constexpr int64_t kMaxIndexElements = (int64_t{1} << 31) - (int64_t{1} << 20);
 
 }  // namespace sparkle::opengl

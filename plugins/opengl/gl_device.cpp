@@ -20,22 +20,6 @@ namespace {
 // out-of-range indices that tile edges compute (and never dereference).
 constexpr int64_t kMaxElements = (int64_t{1} << 31) - (int64_t{1} << 20);
 
-// SPARKLE_GL_DISPATCH_LIMIT caps work groups per grid dimension below the
-// driver's limit, so tests can exercise split dispatches on small tensors.
-uint64_t dispatch_limit(int64_t driver_limit) {
-  uint64_t limit = driver_limit > 0 ? static_cast<uint64_t>(driver_limit) : 65535;
-  if (const char* v = std::getenv("SPARKLE_GL_DISPATCH_LIMIT"); v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    unsigned long long cap = std::strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || cap == 0) {
-      throw Error(SPARKLE_INVALID_ARGUMENT,
-                  std::string("SPARKLE_GL_DISPATCH_LIMIT=") + v + " must be a positive integer");
-    }
-    limit = std::min<uint64_t>(limit, cap);
-  }
-  return limit;
-}
-
 std::string field(const char* name, int64_t v) {
   return std::string(name) + "=" + std::to_string(v);
 }
@@ -298,17 +282,9 @@ int64_t GlFence::elapsed_ns() {
 
 // ---- GlPlan -----------------------------------------------------------------
 
-GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
-               ProgramPtr program, ProgramPtr reduce_program, std::unique_ptr<GlBuffer> workspace)
-    : ctx_(std::move(ctx)),
-      desc_(desc),
-      kernel_(std::move(kernel)),
-      program_(std::move(program)),
-      reduce_program_(std::move(reduce_program)),
-      workspace_(std::move(workspace)) {
-  max_groups_x_ = dispatch_limit(ctx_->info().max_count[0]);
-  max_groups_y_ = dispatch_limit(ctx_->info().max_count[1]);
-}
+GlPlan::GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc,
+               std::shared_ptr<const ConvProgram> program)
+    : ctx_(std::move(ctx)), desc_(desc), program_(std::move(program)) {}
 
 std::array<GLuint, 4> GlPlan::buffer_ids(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
                                          plugin::Buffer* y) const {
@@ -346,46 +322,15 @@ std::array<GLuint, 4> GlPlan::buffer_ids(plugin::Buffer* x, plugin::Buffer* w, p
 }
 
 std::function<void(GlContext&)> GlPlan::recorder(const std::array<GLuint, 4>& ids) const {
-  const ProgramPtr main_program = program_, reduce_program_ref = reduce_program_;
-  const GLuint workspace = workspace_ ? workspace_->id() : 0;
-  const uint64_t main_groups = kernel_.total_groups, reduce_groups = kernel_.reduce_groups;
-  const uint64_t max_x = max_groups_x_, max_y = max_groups_y_;
-  return [=](GlContext& c) {
-    const GLuint program = main_program->id();
-    const GLuint reduce_program = reduce_program_ref ? reduce_program_ref->id() : 0;
-    const auto& gl = c.gl();
-    // Grids larger than the driver allows run as several dispatches; the
-    // shader adds u_group_offset to its linear work group index.
-    auto dispatch = [&](GLuint prog, uint64_t total) {
-      gl.UseProgram(prog);
-      const uint64_t gx = std::min<uint64_t>(total, max_x);
-      const uint64_t rows = (total + gx - 1) / gx;
-      for (uint64_t row = 0; row < rows;) {
-        const uint64_t gy = std::min(max_y, rows - row);
-        gl.ProgramUniform1ui(prog, 0, static_cast<GLuint>(row * gx));
-        gl.DispatchCompute(static_cast<GLuint>(gx), static_cast<GLuint>(gy), 1);
-        row += gy;
-      }
-    };
-    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, ids[0]);
-    gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 1, ids[1]);
-    if (ids[2] != 0) gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 2, ids[2]);
-    if (workspace != 0) {
-      // Split-K: partial sums into the workspace, then the reduce pass.
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, workspace);
-      dispatch(program, main_groups);
-      gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT);
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 0, workspace);
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
-      dispatch(reduce_program, reduce_groups);
-    } else {
-      gl.BindBufferBase(GL_SHADER_STORAGE_BUFFER, 3, ids[3]);
-      dispatch(program, main_groups);
-    }
+  // The closure holds the program (its passes, programs and workspaces):
+  // a plan destroyed before it runs cannot delete them under it.
+  const std::shared_ptr<const ConvProgram> program = program_;
+  return [program, ids](GlContext& c) {
+    program->record(c, ids.data());
     // Later dispatches and copies (on any context of the group) see y, and
     // so does the host once the fence signals when y is mapped staging.
-    gl.MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT |
-                     GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
+    c.gl().MemoryBarrier(GL_SHADER_STORAGE_BARRIER_BIT | GL_BUFFER_UPDATE_BARRIER_BIT |
+                         GL_CLIENT_MAPPED_BUFFER_BARRIER_BIT);
   };
 }
 
@@ -399,6 +344,8 @@ std::unique_ptr<plugin::Fence> GlPlan::enqueue(plugin::Buffer* x, plugin::Buffer
 
 void GlDevice::check_supported(const sparkle_conv2d_desc& d) {
   check_desc(d);
+  if (const std::string why = index_range_problem(d); !why.empty())
+    throw Error(SPARKLE_UNSUPPORTED, why);
   const GlInfo& info = ctx_->info();
   const struct {
     const char* name;
@@ -444,33 +391,7 @@ std::unique_ptr<plugin::Queue> GlDevice::create_queue(uint32_t flags) {
 
 std::unique_ptr<plugin::Plan> GlDevice::plan_conv2d(const sparkle_conv2d_desc& d) {
   check_supported(d);
-  const GlInfo& info = ctx_->info();
-  Conv2dKernel kernel = select_kernel(d, info);
-  auto build = [this](const Conv2dKernel& k) { return compile_program(*ctx_, k.name, k.source); };
-  ProgramPtr program;
-  try {
-    program = build(kernel);
-  } catch (const Error& e) {
-    // A variant that does not build is dropped for the naive kernel, unless
-    // the caller forced a kernel.
-    if (kernel_override() != KernelKind::kAuto || tile_override() ||
-        kernel.name.rfind("gl_naive", 0) == 0) {
-      throw;
-    }
-    plugin::log(SPARKLE_LOG_WARN, std::string(e.what()) + "; falling back to the naive kernel");
-    kernel = make_naive_kernel(d, info);
-    program = build(kernel);
-  }
-  ProgramPtr reduce_program;
-  std::unique_ptr<GlBuffer> workspace;
-  if (kernel.split_k > 1) {
-    reduce_program = compile_program(*ctx_, kernel.reduce_name, kernel.reduce_source);
-    const size_t ws_bytes = static_cast<size_t>(kernel.split_k) *
-                            static_cast<size_t>(d.n * d.k * d.out_h * d.out_w) * sizeof(float);
-    workspace = std::make_unique<GlBuffer>(ctx_, ws_bytes);
-  }
-  return std::make_unique<GlPlan>(ctx_, d, std::move(kernel), std::move(program),
-                                  std::move(reduce_program), std::move(workspace));
+  return std::make_unique<GlPlan>(ctx_, d, build_conv_program(ctx_, d, std::nullopt));
 }
 
 }  // namespace sparkle::opengl

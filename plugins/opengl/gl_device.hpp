@@ -10,7 +10,7 @@
 #include <sparkle/plugin.hpp>
 #include <string>
 
-#include "conv2d_kernels.hpp"
+#include "conv2d_program.hpp"
 #include "gl_context.hpp"
 #include "program_cache.hpp"
 
@@ -80,10 +80,11 @@ class GlFence final : public plugin::Fence {
 
 class GlPlan final : public plugin::Plan {
  public:
-  // reduce_program and workspace are used only when kernel.split_k > 1.
-  GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc, Conv2dKernel kernel,
-         ProgramPtr program, ProgramPtr reduce_program, std::unique_ptr<GlBuffer> workspace);
-  const char* kernel_name() const override { return kernel_.name.c_str(); }
+  // program: the compiled passes and workspaces of the chosen variant
+  // (conv2d_program.hpp), which also records the dispatches.
+  GlPlan(std::shared_ptr<GlContext> ctx, const sparkle_conv2d_desc& desc,
+         std::shared_ptr<const ConvProgram> program);
+  const char* kernel_name() const override { return program_->name().c_str(); }
   // v1.0: on the device's main context, after the work already issued.
   std::unique_ptr<plugin::Fence> enqueue(plugin::Buffer* x, plugin::Buffer* w, plugin::Buffer* bias,
                                          plugin::Buffer* y) override;
@@ -99,14 +100,9 @@ class GlPlan final : public plugin::Plan {
  private:
   std::shared_ptr<GlContext> ctx_;  // first: destroyed after the programs
   sparkle_conv2d_desc desc_;
-  Conv2dKernel kernel_;
-  // Shared with the context's program cache, which never evicts them while
-  // the plan lives.
-  ProgramPtr program_;
-  ProgramPtr reduce_program_;
-  std::unique_ptr<GlBuffer> workspace_;  // split-K partial sums
-  uint64_t max_groups_x_;
-  uint64_t max_groups_y_;
+  // Its programs are shared with the context's program cache, which never
+  // evicts them while the plan lives; recorded closures hold it too.
+  std::shared_ptr<const ConvProgram> program_;
 };
 
 class GlDevice final : public plugin::Device {
@@ -120,6 +116,10 @@ class GlDevice final : public plugin::Device {
   // context on a thread of their own when SPARKLE_GL_TRANSFER_QUEUES allows
   // (see gl_queue.hpp), else the main one too.
   std::unique_ptr<plugin::Queue> create_queue(uint32_t flags) override;
+  // ABI 1.4 variant hooks, defined in conv2d_program.cpp.
+  std::vector<plugin::VariantInfo> conv2d_variants(const sparkle_conv2d_desc& desc) override;
+  std::unique_ptr<plugin::Plan> plan_conv2d_variant(const sparkle_conv2d_desc& desc,
+                                                    size_t index) override;
 
  private:
   std::shared_ptr<GlContext> ctx_;

@@ -7,7 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
+
+#include "../common/blob_programs.hpp"
+#include "gl_caps.hpp"
 
 namespace sparkle::opengl {
 
@@ -52,32 +56,6 @@ std::string hex(uint32_t v) {
   return out;
 }
 
-// The host's services, with the v1.1 members checked for presence.
-const sparkle_host_services* host() { return plugin::detail::state().host; }
-
-bool host_has(size_t member_end) {
-  const auto* h = host();
-  return h != nullptr && h->struct_size >= member_end;
-}
-
-void report(sparkle_cache_event event, double ms) {
-  if (host_has(offsetof(sparkle_host_services, cache_event) + sizeof(void*)) &&
-      host()->cache_event != nullptr) {
-    host()->cache_event(event, ms);
-  }
-}
-
-// The blob store, or nullptr when the host predates ABI 1.1 or omits it.
-const sparkle_host_services* blob_store() {
-  const auto* h = host();
-  if (!host_has(offsetof(sparkle_host_services, blob_reject) + sizeof(void*))) return nullptr;
-  if (h->blob_get == nullptr || h->blob_release == nullptr || h->blob_put == nullptr ||
-      h->blob_reject == nullptr) {
-    return nullptr;
-  }
-  return h;
-}
-
 // GL thread. The program from a stored payload, or 0 with the reason.
 GLuint load_binary(GlContext& c, const std::string& payload, std::string* why) {
   const auto& gl = c.gl();
@@ -110,38 +88,62 @@ GLuint load_binary(GlContext& c, const std::string& payload, std::string* why) {
   return program;
 }
 
-struct Compiled {
+// A compile in flight: with GL_KHR_parallel_shader_compile the driver
+// compiles and links on threads of its own, and the GL thread is free for
+// other work (other compiles, dispatches) until the result is asked for.
+struct Pending {
+  GLuint shader = 0;
   GLuint program = 0;
-  double ms = 0;       // compile + link
-  std::string binary;  // the payload to store; empty if not wanted or not given
+  Clock::time_point t0;
 };
 
-// GL thread. Compiles and links; with want_binary, also reads the binary back.
-Compiled compile_source(GlContext& c, const std::string& kernel_name, const std::string& source,
-                        bool want_binary) {
+// GL thread: hands the source to the compiler and links (both may return
+// before they are done).
+Pending start_compile(GlContext& c, const std::string& source, bool want_binary) {
   const auto& gl = c.gl();
   clear_gl_errors(gl);
-  const auto t0 = Clock::now();
-  GLuint shader = gl.CreateShader(GL_COMPUTE_SHADER);
+  Pending p;
+  p.t0 = Clock::now();
+  p.shader = gl.CreateShader(GL_COMPUTE_SHADER);
   const char* text = source.c_str();
-  gl.ShaderSource(shader, 1, &text, nullptr);
-  gl.CompileShader(shader);
+  gl.ShaderSource(p.shader, 1, &text, nullptr);
+  gl.CompileShader(p.shader);
+  p.program = gl.CreateProgram();
+  if (want_binary) gl.ProgramParameteri(p.program, GL_PROGRAM_BINARY_RETRIEVABLE_HINT, GL_TRUE);
+  gl.AttachShader(p.program, p.shader);
+  gl.LinkProgram(p.program);
+  return p;
+}
+
+// GL thread: true once the driver has finished (always true without the
+// parallel-compile extension, whose status queries then block).
+bool compile_done(GlContext& c, const Pending& p, bool parallel) {
+  if (!parallel) return true;
+  GLint done = 0;
+  c.gl().GetProgramiv(p.program, GL_COMPLETION_STATUS_KHR, &done);
+  return done != 0;
+}
+
+// GL thread: the result of a compile, with its binary when wanted. Throws
+// plugin::Error(SPARKLE_DEVICE_ERROR) with the kernel name and the driver's
+// log when compile or link failed.
+gpu::Compiled<GLuint> finish_compile(GlContext& c, const std::string& kernel_name, Pending p,
+                                     bool want_binary) {
+  const auto& gl = c.gl();
   GLint ok = 0;
-  gl.GetShaderiv(shader, GL_COMPILE_STATUS, &ok);
+  gl.GetShaderiv(p.shader, GL_COMPILE_STATUS, &ok);
   if (ok == 0) {
-    std::string log = shader_log(gl, shader);
-    gl.DeleteShader(shader);
+    std::string log = shader_log(gl, p.shader);
+    gl.DeleteShader(p.shader);
+    gl.DeleteProgram(p.program);
     clear_gl_errors(gl);
     throw Error(SPARKLE_DEVICE_ERROR, "kernel " + kernel_name + ": GLSL compile failed on " +
                                           c.info().renderer + ": " + log);
   }
-  GLuint program = gl.CreateProgram();
-  if (want_binary) gl.ProgramParameteri(program, GL_PROGRAM_BINARY_RETRIEVABLE_HINT, GL_TRUE);
-  gl.AttachShader(program, shader);
-  gl.LinkProgram(program);
-  gl.DetachShader(program, shader);
-  gl.DeleteShader(shader);
-  gl.GetProgramiv(program, GL_LINK_STATUS, &ok);
+  gl.GetProgramiv(p.program, GL_LINK_STATUS, &ok);
+  gl.DetachShader(p.program, p.shader);
+  gl.DeleteShader(p.shader);
+  const GLuint program = p.program;
   if (ok == 0) {
     std::string log = program_log(gl, program);
     gl.DeleteProgram(program);
@@ -155,23 +157,23 @@ Compiled compile_source(GlContext& c, const std::string& kernel_name, const std:
     gl.DeleteProgram(program);
     throw;
   }
-  Compiled out;
+  gpu::Compiled<GLuint> out;
   out.program = program;
-  out.ms = ms_since(t0);
+  out.ms = ms_since(p.t0);
   if (want_binary) {
     GLint length = 0;
     gl.GetProgramiv(program, GL_PROGRAM_BINARY_LENGTH, &length);
     if (length > 0) {
-      out.binary.assign(kFormatBytes + static_cast<size_t>(length), '\0');
+      out.payload.assign(kFormatBytes + static_cast<size_t>(length), '\0');
       GLsizei written = 0;
       GLenum format = 0;
-      gl.GetProgramBinary(program, length, &written, &format, out.binary.data() + kFormatBytes);
+      gl.GetProgramBinary(program, length, &written, &format, out.payload.data() + kFormatBytes);
       if (gl.GetError() != GL_NO_ERROR || written <= 0) {
-        out.binary.clear();  // not cached; the program itself is fine
+        out.payload.clear();  // not cached; the program itself is fine
       } else {
-        out.binary.resize(kFormatBytes + static_cast<size_t>(written));
+        out.payload.resize(kFormatBytes + static_cast<size_t>(written));
         for (size_t i = 0; i < kFormatBytes; ++i) {
-          out.binary[i] = static_cast<char>(static_cast<uint32_t>(format) >> (8 * i));
+          out.payload[i] = static_cast<char>(static_cast<uint32_t>(format) >> (8 * i));
         }
       }
     }
@@ -180,49 +182,47 @@ Compiled compile_source(GlContext& c, const std::string& kernel_name, const std:
   return out;
 }
 
+// Compiles on the calling thread's behalf: the GL thread only starts the
+// compile and later collects it, polling in between from this thread, so
+// several callers compile at once where the driver allows it.
+gpu::Compiled<GLuint> compile_source(GlContext& ctx, const std::string& kernel_name,
+                                     const std::string& source, bool want_binary) {
+  const bool parallel = caps_of(ctx).parallel_compile;
+  Pending p = ctx.call([&](GlContext& c) { return start_compile(c, source, want_binary); });
+  if (parallel) {
+    while (!ctx.call([&](GlContext& c) { return compile_done(c, p, true); })) {
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  }
+  return ctx.call([&](GlContext& c) { return finish_compile(c, kernel_name, p, want_binary); });
+}
+
 // A LiveCache miss: the blob store, then the compiler.
 ProgramPtr build(GlContext& ctx, const std::string& kernel_name, const std::string& source) {
   const GlInfo& info = ctx.info();
-  const sparkle_host_services* store = info.binary_format_count > 0 ? blob_store() : nullptr;
-  const std::string fingerprint = program_device_fingerprint(info);
-  sparkle_blob_key key;
-  std::memset(&key, 0, sizeof key);
-  key.struct_size = sizeof key;
+  gpu::BlobKeyFields key;
   key.plugin = "opengl";
   key.plugin_build_id = plugin_build_id();
   key.kind = kBlobKind;
-  key.name = kernel_name.c_str();
-  key.device_fingerprint = fingerprint.c_str();
+  key.name = kernel_name;
+  key.device_fingerprint = program_device_fingerprint(info);
   key.options = kBlobOptions;
-  key.source = source.data();
-  key.source_size = source.size();
-
-  if (store != nullptr) {
-    const auto t0 = Clock::now();
-    size_t size = 0;
-    if (void* blob = store->blob_get(&key, &size); blob != nullptr) {
-      std::string payload(static_cast<const char*>(blob), size);
-      store->blob_release(blob);
-      std::string why;
-      const GLuint id = ctx.call([&](GlContext& c) { return load_binary(c, payload, &why); });
-      if (id != 0) {
-        auto program = std::make_shared<Program>(ctx, id);
-        report(SPARKLE_CACHE_DISK_HIT, ms_since(t0));
-        return program;
-      }
-      // A driver update, or bytes the store could not tell were wrong.
-      store->blob_reject(&key, why.c_str());
-    }
-  }
-
-  Compiled built = ctx.call(
-      [&](GlContext& c) { return compile_source(c, kernel_name, source, store != nullptr); });
-  auto program = std::make_shared<Program>(ctx, built.program);
-  report(SPARKLE_CACHE_COMPILE, built.ms);
-  if (store != nullptr && !built.binary.empty()) {
-    store->blob_put(&key, built.binary.data(), built.binary.size(), built.ms);
-  }
-  return program;
+  key.source = &source;
+  auto load = [&](const std::string& payload, std::string* why) -> ProgramPtr {
+    const GLuint id = ctx.call([&](GlContext& c) { return load_binary(c, payload, why); });
+    return id != 0 ? std::make_shared<Program>(ctx, id) : nullptr;
+  };
+  auto compile = [&](bool want_binary) {
+    gpu::Compiled<GLuint> built = compile_source(ctx, kernel_name, source, want_binary);
+    gpu::Compiled<ProgramPtr> out;
+    out.program = std::make_shared<Program>(ctx, built.program);
+    out.ms = built.ms;
+    out.payload = std::move(built.payload);
+    return out;
+  };
+  // Without binary formats (Mesa with its own shader cache off) there is
+  // nothing to store.
+  return gpu::load_or_compile<ProgramPtr>(key, info.binary_format_count > 0, load, compile);
 }
 
 }  // namespace
@@ -242,10 +242,7 @@ size_t program_cache_capacity() {
   return static_cast<size_t>(n);
 }
 
-std::string program_device_fingerprint(const GlInfo& info) {
-  return info.renderer + " | " + info.vendor + " | " + info.version + " | binary formats " +
-         info.binary_formats;
-}
+std::string program_device_fingerprint(const GlInfo& info) { return gl_fingerprint(info); }
 
 ProgramPtr compile_program(GlContext& ctx, const std::string& kernel_name,
                            const std::string& source) {
@@ -256,7 +253,7 @@ ProgramPtr compile_program(GlContext& ctx, const std::string& kernel_name,
   bool hit = false;
   ProgramPtr program = ctx.programs().get(
       kernel_name + '\n' + source, [&] { return build(ctx, kernel_name, source); }, &hit);
-  if (hit) report(SPARKLE_CACHE_MEMORY_HIT, 0);
+  if (hit) gpu::report_cache_event(SPARKLE_CACHE_MEMORY_HIT, 0);
   return program;
 }
 

@@ -47,8 +47,8 @@ ProgramPtr compile_program(GlContext& ctx, const std::string& kernel_name,
 // SPARKLE_GL_PROGRAM_CACHE_CAPACITY (a non-negative integer).
 size_t program_cache_capacity();
 
-// The device part of the blob key: renderer, vendor, version and binary
-// formats, as the driver reports them.
+// The device part of the blob key: the device's one fingerprint
+// (gl_fingerprint: vendor, renderer, version and binary formats).
 std::string program_device_fingerprint(const GlInfo& info);
 
 // The plugin's build id (backend.cpp): changes whenever generated code may.

@@ -33,6 +33,7 @@ EXTENSIONS = [
     'EGL_EXT_platform_device', 'EGL_MESA_platform_surfaceless', 'EGL_KHR_create_context',
     'EGL_KHR_surfaceless_context', 'EGL_KHR_no_config_context', 'EGL_KHR_platform_gbm',
     'GL_KHR_shader_subgroup', 'GL_NV_gpu_shader5', 'GL_ARB_gl_spirv',
+    'GL_KHR_parallel_shader_compile', 'GL_ARB_parallel_shader_compile',
 ]
 
 

@@ -29,8 +29,10 @@ void private_cache_dir() {
     unsetenv("MESA_SHADER_CACHE_DISABLE");
     unsetenv("SPARKLE_CACHE_DISABLE");
     setenv("MESA_SHADER_CACHE_DIR", (std::string(tmpl) + "/mesa").c_str(), 1);
-    // One program per shape, also on GPUs that would pick split-K.
+    // One program per shape, also on GPUs that would pick split-K, and on
+    // machines whose core count makes Winograd (four passes) the first guess.
     setenv("SPARKLE_GL_SPLIT_K", "1", 1);
+    setenv("SPARKLE_GL_KERNEL", "tiled", 1);
     return true;
   }();
   (void)done;

@@ -2,8 +2,11 @@
 // random tensors and timing statistics.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <sparkle/sparkle.hpp>
 #include <stdexcept>
 #include <string>
@@ -22,8 +25,31 @@ int run_conv2d(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_cache(int argc, char** argv);
 int run_stream(int argc, char** argv);
-std::string cache_stats_json(const CacheStats& s);
+int run_tune(int argc, char** argv);
+// JSON objects keep their keys in the order written (nlohmann::json sorts).
+using Json = nlohmann::ordered_json;
 
+Json cache_stats_json(const CacheStats& s);
+
+// Parses a subcommand's options. Tokens that are no option's value are
+// refused by name ("--pad 0 1": "unexpected argument '1'") instead of being
+// dropped; `positional` names the options that take positional tokens, in
+// order (cache's action).
+boost::program_options::variables_map parse_options(
+    int argc, char** argv, const boost::program_options::options_description& options,
+    const std::vector<std::string>& positional = {});
+
+// One integer option, by the one integer grammar (sparkle/text.hpp).
+int64_t int_option(const boost::program_options::variables_map& vm, const std::string& name);
+
+// A JSON string of arbitrary bytes: invalid UTF-8 (a file or layer name
+// in another encoding) is written as \xNN text, so the output stays valid
+// JSON (RFC 8259 requires UTF-8) and still shows the bytes.
+Json json_text(const std::string& s);
+// Prints one JSON document on its own line.
+void print_json(const Json& j);
+// The same rules for output assembled as text: a JSON string (invalid
+// UTF-8 escaped as above) and a number (NaN and infinities as null).
 std::string json_string(const std::string& s);
 std::string json_number(double v);
 
@@ -33,7 +59,10 @@ double median(std::vector<double> values);
 
 struct Timing {
   RunResult last;
-  double ms = 0;              // median over the timed runs
+  double ms = 0;  // median over the timed runs
+  // Fastest and slowest timed run on the clock of `ms`; -1 where only an
+  // aggregate was measured (bench --resident).
+  double min_ms = -1, max_ms = -1;
   bool device_timed = false;  // device timer (GPU queries) rather than wall time
   double wall_ms = 0;         // median wall time per run
   double kernel_ms = -1;      // median device time per run, -1 when not every run had one
@@ -79,9 +108,41 @@ struct PassTiming {
 PassTiming time_passes(Engine& engine, const std::vector<ResidentLayer>& placed,
                        const std::vector<Layer>& layers, int64_t passes);
 
-// Refuses a tensor larger than this machine's memory, naming it, so that a
-// huge but representable shape fails cleanly instead of in the allocator.
+// Refuses a tensor the host cannot hold now (sparkle::check_host_budget),
+// naming it, so that a huge but representable shape fails cleanly instead
+// of in the allocator or the OOM killer.
 void check_fits_in_memory(const std::string& name, int64_t elements);
+
+// --threads N (N >= 1): at most N threads for the CPU backend in this
+// process, through oneTBB's global_control (the plugin shares libtbb with
+// us). Empty when the option was not given; keep the result alive.
+std::shared_ptr<void> limit_threads(const boost::program_options::variables_map& vm);
+
+// Progress of a run over `total` items on stderr. On a terminal: one line,
+// rewritten after each item, with an estimate of the time left (from the
+// work done so far, e.g. FLOPs); otherwise one plain line per item, as
+// logs and scripts want. Nothing when quiet.
+class Progress {
+ public:
+  Progress(size_t total, double total_work, bool quiet);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  // Item `index` (0-based) is done, costing `work`; `line` describes it.
+  void done(size_t index, double work, const std::string& line);
+
+ private:
+  size_t total_;
+  double total_work_, work_ = 0;
+  bool quiet_, terminal_;
+  bool open_line_ = false;
+  double start_s_;
+};
+
+// Bytes of `elements` floats (validate() has checked that this fits).
+inline uint64_t float_bytes(int64_t elements) {
+  return static_cast<uint64_t>(elements) * sizeof(float);
+}
 
 // The ResNet-50 v1.5 suite shipped inside the binary (bench/resnet50_v1_5.shapes).
 extern const char* const kResnet50Suite;

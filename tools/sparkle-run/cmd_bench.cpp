@@ -19,6 +19,10 @@ int run_bench(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")(
       "suite", po::value<std::string>(), "built-in suite: resnet50 (ResNet-50 v1.5, 53 convs)")(
       "shapes", po::value<std::string>(), "shapes file (format in docs/CLI.md)")(
+      "batch-file", po::value<std::string>(),
+      "a oneDNN benchdnn batch file of convolution problems (mb from each problem unless "
+      "--batch is given)")("threads", po::value<std::string>(),
+                           "at most N threads for the CPU backend")(
       "batch", po::value<std::string>()->default_value("1"), "batch size N")(
       "device", po::value<std::string>()->default_value(""),
       "auto, a backend or NAME:INDEX; default SPARKLE_DEVICE or auto")(
@@ -40,30 +44,29 @@ int run_bench(int argc, char** argv) {
       "tensors live on the device (made there before timing): each layer's --repeat runs are "
       "submitted back to back and waited for once, with no host transfers")(
       "json", "print one JSON object");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
   }
-  auto one_int = [&](const char* name) {
-    return parse_int_list(vm[name].as<std::string>(), name, {1})[0];
-  };
-  const int64_t batch = one_int("batch"), repeat = one_int("repeat"), warmup = one_int("warmup"),
-                seed = one_int("seed");
+  const int64_t batch = int_option(vm, "batch"), repeat = int_option(vm, "repeat"),
+                warmup = int_option(vm, "warmup"), seed = int_option(vm, "seed");
   if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
   if (repeat <= 0) throw UsageError("repeat=" + std::to_string(repeat) + " must be > 0");
   if (warmup < 0) throw UsageError("warmup=" + std::to_string(warmup) + " must be >= 0");
   const std::string timer = vm["timer"].as<std::string>();
   if (timer != "auto" && timer != "wall")
     throw UsageError("timer='" + timer + "' must be auto or wall");
-  if (vm.count("suite") && vm.count("shapes"))
-    throw UsageError("give at most one of --suite and --shapes");
+  if (vm.count("suite") + vm.count("shapes") + vm.count("batch-file") > 1)
+    throw UsageError("give at most one of --suite, --shapes and --batch-file");
+  const auto threads = limit_threads(vm);
 
   std::vector<Layer> layers;
   std::string suite = "resnet50";
-  if (vm.count("shapes")) {
+  if (vm.count("batch-file")) {
+    suite = vm["batch-file"].as<std::string>();
+    layers = read_benchdnn_batch(suite, vm["batch"].defaulted() ? 0 : batch);
+  } else if (vm.count("shapes")) {
     suite = vm["shapes"].as<std::string>();
     layers = read_shapes_file(suite, batch);
   } else {
@@ -78,20 +81,30 @@ int run_bench(int argc, char** argv) {
   run.constant_weights = vm.count("constant-weights") > 0;
   const bool json = vm.count("json") > 0, quiet = vm.count("quiet") > 0;
   struct Row {
-    std::string name, device, kernel;
-    double ms, gflops;
-    int64_t count;
+    const Layer* layer;
+    std::string device, kernel;
+    double ms, min_ms, max_ms, gflops;
     bool device_timed;
   };
+  // All four tensors of a layer live at once; the weights count too (they
+  // were once left out, and huge weights ended in "out of memory", exit 1).
+  auto check_layer_budget = [](const Layer& l) {
+    const Conv2dDesc& d = l.desc;
+    check_host_budget({{"input of layer " + l.name, float_bytes(d.input_elements())},
+                       {"weights", float_bytes(d.weight_elements())},
+                       {"bias", float_bytes(d.bias_elements())},
+                       {"output", float_bytes(d.output_elements())}});
+  };
   std::vector<Row> rows;
-  double total_ms = 0, total_flops = 0, total_wall_ms = 0, total_kernel_ms = 0;
+  double total_ms = 0, total_flops = 0, suite_flops = 0, total_wall_ms = 0, total_kernel_ms = 0;
   bool all_kernel_timed = true;
+  for (const auto& l : layers) suite_flops += l.desc.flops();
   const bool resident = vm.count("resident") > 0;
   // Resident: every layer's tensors are made on its device before any
   // timing, so the device never waits for the host between layers.
   std::vector<ResidentLayer> placed;
   if (resident) placed = place_layers(engine, layers, run, static_cast<uint64_t>(seed), quiet);
-  const int64_t spinup_ms = one_int("spinup");
+  const int64_t spinup_ms = int_option(vm, "spinup");
   if (spinup_ms < 0) throw UsageError("spinup=" + std::to_string(spinup_ms) + " must be >= 0");
   if (spinup_ms > 0 && !layers.empty()) {
     // The first layer, back to back, until the device's clocks are up.
@@ -105,6 +118,7 @@ int run_bench(int argc, char** argv) {
         time_passes(engine, placed, layers, 1);
     } else {
       const Conv2dDesc& d = layers.front().desc;
+      check_layer_budget(layers.front());
       sx = random_tensor(d.input_elements(), 1);
       sw = random_tensor(d.weight_elements(), 2);
       sb = random_tensor(d.bias_elements(), 3);
@@ -115,6 +129,7 @@ int run_bench(int argc, char** argv) {
   }
   PassTiming pass;
   if (resident) pass = time_passes(engine, placed, layers, repeat);
+  Progress progress(layers.size(), suite_flops, quiet);
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     const Conv2dDesc& d = l.desc;
@@ -122,8 +137,7 @@ int run_bench(int argc, char** argv) {
     if (resident) {
       t = time_resident(engine, placed[i], warmup, repeat, timer == "wall");
     } else {
-      check_fits_in_memory(l.name + " input", d.input_elements());
-      check_fits_in_memory(l.name + " output", d.output_elements());
+      check_layer_budget(l);
       const uint64_t s = static_cast<uint64_t>(seed) * 1000 + i * 3;
       const auto x = random_tensor(d.input_elements(), s);
       const auto w = random_tensor(d.weight_elements(), s + 1);
@@ -138,12 +152,14 @@ int run_bench(int argc, char** argv) {
     else
       all_kernel_timed = false;
     const double gflops = d.flops() / (t.ms * 1e6);
-    rows.push_back({l.name, t.last.device, t.last.kernel, t.ms, gflops, l.count, t.device_timed});
+    rows.push_back(
+        {&l, t.last.device, t.last.kernel, t.ms, t.min_ms, t.max_ms, gflops, t.device_timed});
     total_ms += t.ms * static_cast<double>(l.count);
     total_flops += d.flops() * static_cast<double>(l.count);
-    if (!quiet)
-      std::fprintf(stderr, "[%zu/%zu] %-10s %9.3f ms %9.1f GFLOPS on %s\n", i + 1, layers.size(),
-                   l.name.c_str(), t.ms, gflops, t.last.device.c_str());
+    char line[256];
+    std::snprintf(line, sizeof line, "%-10s %9.3f ms %9.1f GFLOPS on %s", printable(l.name).c_str(),
+                  t.ms, gflops, t.last.device.c_str());
+    progress.done(i, d.flops(), line);
   }
   const double total_gflops = total_flops / (total_ms * 1e6);
   std::string device = rows.front().device;
@@ -151,34 +167,59 @@ int run_bench(int argc, char** argv) {
     if (r.device != device) device = "mixed";
 
   if (json) {
-    std::string out = "{\"device\":" + json_string(device) + ",\"suite\":" + json_string(suite) +
-                      ",\"batch\":" + std::to_string(batch) +
-                      ",\"repeat\":" + std::to_string(repeat) + ",\"layers\":[";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto& r = rows[i];
-      out += (i ? "," : "") + std::string("{\"name\":") + json_string(r.name) +
-             ",\"ms\":" + json_number(r.ms) + ",\"gflops\":" + json_number(r.gflops) +
-             ",\"count\":" + std::to_string(r.count) + ",\"device\":" + json_string(r.device) +
-             ",\"kernel\":" + json_string(r.kernel) +
-             ",\"timer\":" + json_string(r.device_timed ? "device" : "wall") + "}";
+    Json out = {
+        {"version", version()}, {"build_id", json_text(build_id())}, {"device", json_text(device)}};
+    // The devices that ran layers, with what identifies their hardware and
+    // driver, so that a log can be compared with another machine's.
+    Json devices = Json::array();
+    for (const auto& props : engine.devices()) {
+      bool used = false;
+      for (const auto& r : rows) used = used || r.device.find(props.name) != std::string::npos;
+      if (used)
+        devices.push_back({{"name", json_text(props.name)},
+                           {"description", json_text(props.description)},
+                           {"fingerprint", json_text(props.fingerprint)}});
     }
-    out += "],\"total_ms\":" + json_number(total_ms) +
-           ",\"total_gflops\":" + json_number(total_gflops) +
-           ",\"resident\":" + (resident ? "true" : "false") +
-           ",\"total_wall_ms\":" + json_number(total_wall_ms) +
-           ",\"total_kernel_ms\":" + json_number(all_kernel_timed ? total_kernel_ms : -1);
+    out["devices"] = devices;
+    out["suite"] = json_text(suite);
+    out["batch"] = batch;
+    out["warmup"] = warmup;
+    out["repeat"] = repeat;
+    out["layers"] = Json::array();
+    for (const auto& r : rows) {
+      const Conv2dDesc& d = r.layer->desc;
+      out["layers"].push_back({{"name", json_text(r.layer->name)},
+                               {"input_shape", {d.n, d.c, d.h, d.w}},
+                               {"weight_shape", {d.k, d.c / d.groups, d.r, d.s}},
+                               {"output_shape", {d.n, d.k, d.out_h(), d.out_w()}},
+                               {"desc", d.to_string()},
+                               {"flops", d.flops()},
+                               {"ms", r.ms},
+                               {"min_ms", r.min_ms >= 0 ? Json(r.min_ms) : Json()},
+                               {"median_ms", r.ms},
+                               {"max_ms", r.max_ms >= 0 ? Json(r.max_ms) : Json()},
+                               {"gflops", r.gflops},
+                               {"count", r.layer->count},
+                               {"device", json_text(r.device)},
+                               {"kernel", json_text(r.kernel)},
+                               {"timer", r.device_timed ? "device" : "wall"}});
+    }
+    out["total_ms"] = total_ms;
+    out["total_gflops"] = total_gflops;
+    out["resident"] = resident;
+    out["total_wall_ms"] = total_wall_ms;
+    out["total_kernel_ms"] = all_kernel_timed ? total_kernel_ms : -1;
     if (resident)
-      out += ",\"pass\":{\"passes\":" + std::to_string(repeat) +
-             ",\"wall_ms\":" + json_number(pass.wall_ms) +
-             ",\"kernel_ms\":" + json_number(pass.kernel_timed ? pass.kernel_ms : -1) + "}";
-    out += "}";
-    std::cout << out << "\n";
+      out["pass"] = {{"passes", repeat},
+                     {"wall_ms", pass.wall_ms},
+                     {"kernel_ms", pass.kernel_timed ? pass.kernel_ms : -1}};
+    print_json(out);
   } else {
     std::printf("%-10s %5s %10s %10s  %-10s %s\n", "layer", "count", "ms", "GFLOPS", "device",
                 "kernel");
     for (const auto& r : rows)
-      std::printf("%-10s %5lld %10.3f %10.1f  %-10s %s\n", r.name.c_str(),
-                  static_cast<long long>(r.count), r.ms, r.gflops, r.device.c_str(),
+      std::printf("%-10s %5lld %10.3f %10.1f  %-10s %s\n", printable(r.layer->name).c_str(),
+                  static_cast<long long>(r.layer->count), r.ms, r.gflops, r.device.c_str(),
                   r.kernel.c_str());
     std::printf("total (sum of ms x count): %.3f ms, %.1f GFLOPS, batch %lld, device %s\n",
                 total_ms, total_gflops, static_cast<long long>(batch), device.c_str());

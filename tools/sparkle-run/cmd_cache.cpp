@@ -10,15 +10,16 @@ namespace po = boost::program_options;
 
 namespace sparkle::cli {
 
-std::string cache_stats_json(const CacheStats& s) {
-  return "{\"memory_hits\":" + std::to_string(s.memory_hits) +
-         ",\"disk_hits\":" + std::to_string(s.disk_hits) +
-         ",\"compiles\":" + std::to_string(s.compiles) +
-         ",\"compile_ms\":" + json_number(s.compile_ms) +
-         ",\"saved_ms\":" + json_number(s.saved_ms) + ",\"entries\":" + std::to_string(s.entries) +
-         ",\"bytes_on_disk\":" + std::to_string(s.bytes_on_disk) +
-         ",\"directory\":" + json_string(s.directory) +
-         ",\"enabled\":" + (s.enabled ? "true" : "false") + "}";
+Json cache_stats_json(const CacheStats& s) {
+  return {{"memory_hits", s.memory_hits},
+          {"disk_hits", s.disk_hits},
+          {"compiles", s.compiles},
+          {"compile_ms", s.compile_ms},
+          {"saved_ms", s.saved_ms},
+          {"entries", s.entries},
+          {"bytes_on_disk", s.bytes_on_disk},
+          {"directory", json_text(s.directory)},
+          {"enabled", s.enabled}};
 }
 
 int run_cache(int argc, char** argv) {
@@ -28,17 +29,12 @@ int run_cache(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")("json", "print JSON")(
       "suite", po::value<std::string>(), "warm: built-in suite (resnet50)")(
       "shapes", po::value<std::string>(), "warm: shapes file")(
+      "batch-file", po::value<std::string>(), "warm: a oneDNN benchdnn batch file")(
       "batch", po::value<std::string>()->default_value("1"), "warm: batch size")(
       "device", po::value<std::string>()->default_value(""), "warm: device (default auto)");
-  po::options_description hidden;
-  hidden.add_options()("action", po::value<std::string>(), "");
-  po::positional_options_description pos;
-  pos.add("action", 1);
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-  po::notify(vm);
+  po::options_description with_action = opts;
+  with_action.add_options()("action", po::value<std::string>(), "");
+  const po::variables_map vm = parse_options(argc, argv, with_action, {"action"});
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
@@ -50,7 +46,7 @@ int run_cache(int argc, char** argv) {
   if (action == "stats") {
     const CacheStats s = cache_stats();
     if (json) {
-      std::cout << cache_stats_json(s) << "\n";
+      print_json(cache_stats_json(s));
     } else {
       std::printf("cache folder: %s%s\n", s.directory.c_str(), s.enabled ? "" : " (disabled)");
       std::printf("entries: %lld, %.1f KiB on disk\n", static_cast<long long>(s.entries),
@@ -64,19 +60,18 @@ int run_cache(int argc, char** argv) {
   if (action == "list") {
     const auto entries = cache_entries();
     if (json) {
-      std::string out = "[";
-      for (size_t i = 0; i < entries.size(); ++i) {
-        const auto& e = entries[i];
-        out += (i ? "," : "") + std::string("{\"file\":") + json_string(e.file) +
-               ",\"plugin\":" + json_string(e.plugin) + ",\"kind\":" + json_string(e.kind) +
-               ",\"name\":" + json_string(e.name) +
-               ",\"device_fingerprint\":" + json_string(e.device_fingerprint) +
-               ",\"bytes\":" + std::to_string(e.bytes) +
-               ",\"compile_ms\":" + json_number(e.compile_ms) +
-               ",\"age_s\":" + std::to_string(e.age_s) + ",\"problem\":" + json_string(e.problem) +
-               "}";
-      }
-      std::cout << out << "]\n";
+      Json out = Json::array();
+      for (const auto& e : entries)
+        out.push_back({{"file", json_text(e.file)},
+                       {"plugin", json_text(e.plugin)},
+                       {"kind", json_text(e.kind)},
+                       {"name", json_text(e.name)},
+                       {"device_fingerprint", json_text(e.device_fingerprint)},
+                       {"bytes", e.bytes},
+                       {"compile_ms", e.compile_ms},
+                       {"age_s", e.age_s},
+                       {"problem", json_text(e.problem)}});
+      print_json(out);
     } else {
       std::printf("%-8s %-22s %-34s %10s %10s %8s  %s\n", "plugin", "device", "name", "bytes",
                   "compile ms", "age s", "problem");
@@ -92,16 +87,21 @@ int run_cache(int argc, char** argv) {
   if (action == "clear") {
     const size_t removed = cache_clear();
     if (json)
-      std::cout << "{\"removed\":" << removed << "}\n";
+      print_json({{"removed", removed}});
     else
       std::printf("removed %zu cache files\n", removed);
     return 0;
   }
   if (action == "warm") {
-    const int64_t batch = parse_int_list(vm["batch"].as<std::string>(), "batch", {1})[0];
+    const int64_t batch = int_option(vm, "batch");
     if (batch <= 0) throw UsageError("batch=" + std::to_string(batch) + " must be > 0");
     std::vector<Layer> layers;
-    if (vm.count("shapes")) {
+    if (vm.count("suite") + vm.count("shapes") + vm.count("batch-file") > 1)
+      throw UsageError("give at most one of --suite, --shapes and --batch-file");
+    if (vm.count("batch-file")) {
+      layers = read_benchdnn_batch(vm["batch-file"].as<std::string>(),
+                                   vm["batch"].defaulted() ? 0 : batch);
+    } else if (vm.count("shapes")) {
       layers = read_shapes_file(vm["shapes"].as<std::string>(), batch);
     } else {
       const std::string suite = vm.count("suite") ? vm["suite"].as<std::string>() : "resnet50";
@@ -111,14 +111,15 @@ int run_cache(int argc, char** argv) {
     Engine engine;
     RunOptions run;
     run.device = vm["device"].as<std::string>();
+    // Each layer costs about one compile: the time left is by count.
+    Progress progress(layers.size(), static_cast<double>(layers.size()), false);
     for (size_t i = 0; i < layers.size(); ++i) {
       const std::string device = engine.prepare(layers[i].desc, run);
-      std::fprintf(stderr, "[%zu/%zu] %-10s prepared on %s\n", i + 1, layers.size(),
-                   layers[i].name.c_str(), device.c_str());
+      progress.done(i, 1, layers[i].name + " prepared on " + device);
     }
     const CacheStats s = cache_stats();
     if (json)
-      std::cout << cache_stats_json(s) << "\n";
+      print_json(cache_stats_json(s));
     else
       std::printf(
           "warmed %zu layers: %lld compiles, %lld disk hits, %lld memory hits; %lld "

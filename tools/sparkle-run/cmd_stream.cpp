@@ -212,9 +212,7 @@ int run_stream(int argc, char** argv) {
       "spinup", po::value<std::string>()->default_value("1000"),
       "milliseconds of back-to-back batches before timing, so a GPU's clocks are up (0: none)")(
       "json", "print one JSON object")("quiet", "no progress lines on stderr");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_options(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
     return 0;
