@@ -60,7 +60,24 @@ bool forced_blocking(int& u, int& b) {
 }  // namespace
 
 bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa) {
-  return jit_vector_lanes(isa) > 0 && d.groups == 1;
+  const int64_t v = jit_vector_lanes(isa);
+  if (v == 0 || d.groups != 1) return false;
+  // The generated code addresses the input and output with 32-bit
+  // displacements and keeps strides, dilations and pad columns in int: a
+  // shape whose input channel block, filter-row step, output block or
+  // padded row exceeds 2 GiB (a stride or pad of 2^32, a dilation of 2^32)
+  // goes to the GEMM, which computes it in 64 bits.
+  const auto fits = [v](int64_t a, int64_t b) {
+    int64_t p = 0;
+    return !__builtin_mul_overflow(a, b, &p) && !__builtin_mul_overflow(p, v * 4, &p) &&
+           p <= std::numeric_limits<int32_t>::max();
+  };
+  int64_t padded_w = 0;
+  if (__builtin_add_overflow(d.w, d.pad_left, &padded_w) ||
+      __builtin_add_overflow(padded_w, d.pad_right, &padded_w))
+    return false;
+  return fits(d.h, d.w) && fits(d.dilation_h, d.w) && fits(d.out_h, d.out_w) && fits(padded_w, 1) &&
+         fits(d.stride_w, 1) && fits(d.dilation_w, d.s);
 }
 
 DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, int threads)

@@ -17,7 +17,8 @@
 
 namespace sparkle::cpu {
 
-// Whether the JIT direct path can run d on isa (groups 1, an ISA with JIT).
+// Whether the JIT direct path can run d on isa: groups 1, an ISA with JIT,
+// and offsets that fit the generated code's 32-bit displacements.
 bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa);
 
 class DirectConv {
