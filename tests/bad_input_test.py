@@ -165,10 +165,25 @@ def main():
          {"SPARKLE_CACHE_MAX_BYTES": "12k"}),
         ("bad SPARKLE_CACHE_DISABLE", conv, "SPARKLE_CACHE_DISABLE='yes' must be one of 0, 1",
          {"SPARKLE_CACHE_DISABLE": "yes"}),
+        ("bad SPARKLE_TUNING_DISABLE", conv, "SPARKLE_TUNING_DISABLE='on' must be one of 0, 1",
+         {"SPARKLE_TUNING_DISABLE": "on"}),
         ("bad SPARKLE_DEVICE", conv, "SPARKLE_DEVICE='cpu:x' must be auto, a backend name",
          {"SPARKLE_DEVICE": "cpu:x"}),
         ("bad SPARKLE_VERBOSE", conv, "SPARKLE_VERBOSE='all' must be a comma-separated list",
          {"SPARKLE_VERBOSE": "all"}),
+        # The backends' variables by the same rule: each plugin checks its
+        # own at init, and no command starts (devices included).
+        *[("bad " + var, ["devices"], var + "=" + value, {var: value}) for var, value in [
+            ("SPARKLE_CPU_ISA", "sse9"), ("SPARKLE_CPU_KERNEL", "fast"),
+            ("SPARKLE_CPU_VECTORIZE", "rows"), ("SPARKLE_CPU_LAYOUT", "nhwc"),
+            ("SPARKLE_CPU_JIT_PREFETCH", "yes"), ("SPARKLE_CPU_JIT_BLOCKING", "4by2"),
+            ("SPARKLE_GL_DEVICE", "first"), ("SPARKLE_GL_KERNEL", "fft"),
+            ("SPARKLE_GL_TILE", "big"), ("SPARKLE_GL_SPLIT_K", "0"),
+            ("SPARKLE_GL_COMPUTE_UNITS", "-1"), ("SPARKLE_GL_DISPATCH_LIMIT", "x"),
+            ("SPARKLE_GL_TRANSFER_QUEUES", "maybe"), ("SPARKLE_GL_PROGRAM_CACHE_CAPACITY", "1e3"),
+            ("SPARKLE_AMDGPU_KERNEL", "fast"), ("SPARKLE_AMDGPU_FENCE_TIMEOUT_MS", "0")]],
+        ("bad backend variable on conv2d", conv, "the cpu backend refuses its configuration: "
+         "SPARKLE_CPU_KERNEL=fast is unknown", {"SPARKLE_CPU_KERNEL": "fast"}),
         ("threads 0", conv + ["--threads", "0"], "threads=0 must be 1 to 65536"),
         ("problem and shape", ["conv2d", "--problem", "mb1ic3ih8oc4kh3", "--shape", "1,3,8,8"],
          "give --problem or --shape, not both"),

@@ -78,6 +78,10 @@ const Rule kRules[] = {
      [](const std::string& n, const std::string& v) {
        one_of(n, v, {"0", "1"});
      }},
+    {"SPARKLE_TUNING_DISABLE",
+     [](const std::string& n, const std::string& v) {
+       one_of(n, v, {"0", "1"});
+     }},
     {"SPARKLE_LOG_LEVEL",
      [](const std::string& n, const std::string& v) {
        one_of(n, v, {"debug", "info", "warn", "error"});

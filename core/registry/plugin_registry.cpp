@@ -411,13 +411,24 @@ void PluginRegistry::try_load(const std::string& path) {
     if (record.name == p.api->name)
       return reject("backend name '" + record.name + "' already provided by " + p.path);
 
+  sparkle_status st = nullptr;
   try {
-    sparkle_status st = api->init(&kHost);
-    if (st != nullptr) return reject("init failed: " + take_message(st));
+    st = api->init(&kHost);
   } catch (const std::exception& e) {
     return reject(std::string("init threw: ") + e.what());
   } catch (...) {
     return reject("init threw a non-standard exception");
+  }
+  if (st != nullptr) {
+    sparkle_code code = SPARKLE_INTERNAL;
+    const std::string message = take_message(st, &code);
+    // A bad value in the plugin's environment variables: the user asked for
+    // something that cannot be, so no Engine starts without it (the rule of
+    // the core's own variables, check_environment()).
+    if (code == SPARKLE_INVALID_ARGUMENT)
+      throw Error(ErrorCode::invalid_argument,
+                  "the " + record.name + " backend refuses its configuration: " + message);
+    return reject("init failed: " + message);
   }
   record.loaded = true;
   if (api->device_count() == 0) {

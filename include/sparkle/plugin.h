@@ -223,7 +223,11 @@ typedef struct sparkle_plugin {
   const char* build_id; /* changes whenever generated code may change */
 
   /* Called once before anything else. A plugin whose hardware is absent
-   * succeeds and reports zero devices. */
+   * succeeds and reports zero devices. A plugin validates its environment
+   * variables here: SPARKLE_INVALID_ARGUMENT with a message naming the
+   * variable is a configuration error, which the host reports instead of
+   * starting (an Engine is not made); any other failure only rejects the
+   * plugin. */
   sparkle_status (*init)(const sparkle_host_services* host);
   /* Called once, last. Every device has been closed. */
   void (*shutdown)(void);

@@ -5,12 +5,32 @@
 #include <cstdlib>
 
 #include "device.hpp"
+#include "device_core.hpp"
 #include "discovery.hpp"
+#include "launch.hpp"
 #include "program_cache.hpp"
 
 namespace sparkle::amdgpu {
 
+namespace {
+
+// At init: a bad SPARKLE_AMDGPU_KERNEL or _FENCE_TIMEOUT_MS is the user's
+// configuration error (SPARKLE_INVALID_ARGUMENT: no Engine starts), even on
+// a machine without an AMD GPU. SPARKLE_AMDGPU_DEVICE names a node, whose
+// problems are reported as the reason for zero devices (docs/AMDGPU.md).
+void check_environment() {
+  try {
+    (void)kernel_choice_from_env();
+    (void)fence_timeout_from_env();
+  } catch (const plugin::Error& e) {
+    throw plugin::Error(SPARKLE_INVALID_ARGUMENT, e.what());
+  }
+}
+
+}  // namespace
+
 AmdBackend::AmdBackend() {
+  check_environment();
   std::string why;
   auto api = load_libdrm(&why);
   if (!api) {

@@ -14,6 +14,8 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kDefaultFenceTimeoutMs = 10000;
 
+}  // namespace
+
 uint64_t fence_timeout_from_env() {
   const char* v = std::getenv("SPARKLE_AMDGPU_FENCE_TIMEOUT_MS");
   if (v == nullptr || *v == '\0') return kDefaultFenceTimeoutMs * 1000000ull;
@@ -25,8 +27,6 @@ uint64_t fence_timeout_from_env() {
                             " must be a number of milliseconds from 1 to 86400000");
   return ms * 1000000ull;
 }
-
-}  // namespace
 
 std::string fingerprint(const GpuDescription& d) {
   char out[160];

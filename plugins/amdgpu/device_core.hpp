@@ -41,6 +41,10 @@ enum class Domain {
 };
 const char* domain_name(Domain d);
 
+// SPARKLE_AMDGPU_FENCE_TIMEOUT_MS in nanoseconds (10 s when unset); throws
+// plugin::Error naming it when it is not 1 to 86400000.
+uint64_t fence_timeout_from_env();
+
 class DeviceCore {
  public:
   // Takes ownership of fd and dev (closed / deinitialised by the destructor).

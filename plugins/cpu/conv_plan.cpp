@@ -539,6 +539,10 @@ void check_cpu_environment() {
   (void)selected_isa();
   (void)selected_orientation();
   (void)selected_kernel_kind();
+  (void)tensor_block(1);  // SPARKLE_CPU_LAYOUT
+  (void)jit_prefetch_enabled();
+  int u = 0, b = 0;
+  (void)forced_jit_blocking(u, b);
 }
 
 std::unique_ptr<plugin::Plan> make_cpu_plan(const sparkle_conv2d_desc& d, Isa isa) {

@@ -21,8 +21,9 @@ KernelKind selected_kernel_kind();
 // SPARKLE_CPU_VECTORIZE's orientation is read here too (for the GEMM).
 std::unique_ptr<plugin::Plan> make_cpu_plan(const sparkle_conv2d_desc& d, Isa isa);
 
-// Throws for a bad SPARKLE_CPU_VECTORIZE / SPARKLE_CPU_KERNEL (the device's
-// check_supported uses it so that misconfiguration fails at once).
+// Throws plugin::Error naming the variable for a bad value of any
+// SPARKLE_CPU_* variable: at init (as SPARKLE_INVALID_ARGUMENT, so that no
+// Engine starts) and in check_supported (a variable changed later).
 void check_cpu_environment();
 
 }  // namespace sparkle::cpu

@@ -57,6 +57,15 @@ class CpuDevice final : public plugin::Device {
 
 class CpuBackend final : public plugin::Backend {
  public:
+  // At init: a bad SPARKLE_CPU_* value (an ISA this CPU lacks included) is
+  // the user's configuration error, reported before any Engine starts.
+  CpuBackend() {
+    try {
+      check_cpu_environment();
+    } catch (const Error& e) {
+      throw Error(SPARKLE_INVALID_ARGUMENT, e.what());
+    }
+  }
   std::vector<plugin::DeviceEntry> devices() override { return {describe_host_cpu()}; }
   std::unique_ptr<plugin::Device> open_device(size_t) override {
     return std::make_unique<CpuDevice>();

@@ -46,9 +46,11 @@ double step_cost(int u, int b, bool embedded_broadcast, bool weights_in_l2) {
   return cycles + (weights_in_l2 ? b * 0.5 : 0.0);
 }
 
+}  // namespace
+
 // SPARKLE_CPU_JIT_BLOCKING=UxB: forces U pixels x B channel blocks (for
 // experiments; a pair that does not fit the registers is an error).
-bool forced_blocking(int& u, int& b) {
+bool forced_jit_blocking(int& u, int& b) {
   const char* env = std::getenv("SPARKLE_CPU_JIT_BLOCKING");
   if (env == nullptr || *env == '\0') return false;
   if (std::sscanf(env, "%dx%d", &u, &b) != 2 || u < 1 || b < 1)
@@ -56,8 +58,6 @@ bool forced_blocking(int& u, int& b) {
                         std::string("SPARKLE_CPU_JIT_BLOCKING=") + env + " is not UxB");
   return true;
 }
-
-}  // namespace
 
 bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa) {
   const int64_t v = jit_vector_lanes(isa);
@@ -158,7 +158,7 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
   }
 
   int fu = 0, fb = 0;
-  if (forced_blocking(fu, fb)) {
+  if (forced_jit_blocking(fu, fb)) {
     ur_ = static_cast<int>(std::min<int64_t>(fu, width));
     nb_oc_ = static_cast<int>(std::min<int64_t>(fb, kb_));
   }

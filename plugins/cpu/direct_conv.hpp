@@ -21,6 +21,10 @@ namespace sparkle::cpu {
 // and offsets that fit the generated code's 32-bit displacements.
 bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa);
 
+// SPARKLE_CPU_JIT_BLOCKING=UxB (experiments): true and u, b when it is set;
+// throws plugin::Error naming the variable when it is not UxB.
+bool forced_jit_blocking(int& u, int& b);
+
 class DirectConv {
  public:
   // dense_input: x is dense NCHW (else nChwVc with V = the ISA's lanes).

@@ -10,13 +10,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <sparkle/plugin.hpp>
 #include <string>
 #include <vector>
 
+#include "../common/env.hpp"
+#include "conv2d_program.hpp"
+#include "conv2d_variants.hpp"
 #include "gl_caps.hpp"
 #include "gl_context.hpp"
 #include "gl_device.hpp"
+#include "gl_queue.hpp"
 #include "program_cache.hpp"
 #include "shader_templates.hpp"
 
@@ -34,6 +39,25 @@ bool has_word(const char* list, const char* word) {
   return false;
 }
 
+// SPARKLE_GL_DEVICE: the index of the one device to expose, or nullopt.
+std::optional<int64_t> device_override() { return gpu::env_int("SPARKLE_GL_DEVICE", 0, INT32_MAX); }
+
+// Every SPARKLE_GL_* variable, parsed by the function that uses it, at
+// init: a bad value is an error naming it (SPARKLE_INVALID_ARGUMENT, so no
+// Engine starts), never a silent default or a failure at the first conv.
+void check_environment() {
+  try {
+    (void)device_override();
+    (void)forced_compute_units();
+    (void)dispatch_limit(0);
+    (void)transfer_queues_requested();
+    (void)program_cache_capacity();
+    check_variant_environment();
+  } catch (const Error& e) {
+    throw Error(SPARKLE_INVALID_ARGUMENT, e.what());
+  }
+}
+
 struct Found {
   std::shared_ptr<GlContext> ctx;
   plugin::DeviceEntry entry;
@@ -42,6 +66,7 @@ struct Found {
 class GlBackend final : public plugin::Backend {
  public:
   GlBackend() {
+    check_environment();  // outside the try: a bad value is an error, not "no devices"
     try {
       discover();
     } catch (const std::exception& e) {
@@ -156,17 +181,12 @@ class GlBackend final : public plugin::Backend {
     std::stable_sort(found_.begin(), found_.end(), [](const Found& a, const Found& b) {
       return a.entry.kind == SPARKLE_DEVICE_GPU && b.entry.kind != SPARKLE_DEVICE_GPU;
     });
-    if (const char* v = std::getenv("SPARKLE_GL_DEVICE"); v != nullptr && *v != '\0') {
-      char* end = nullptr;
-      const unsigned long index = std::strtoul(v, &end, 10);
-      if (end == v || *end != '\0') {
-        throw Error(SPARKLE_INVALID_ARGUMENT,
-                    std::string("SPARKLE_GL_DEVICE=") + v + " must be a device index");
-      }
+    if (const auto forced = device_override()) {
+      const auto index = static_cast<size_t>(*forced);
       if (index >= found_.size()) {
         const size_t n = found_.size();
         found_.clear();
-        reason_ = std::string("SPARKLE_GL_DEVICE=") + v + " but only " + std::to_string(n) +
+        reason_ = "SPARKLE_GL_DEVICE=" + std::to_string(index) + " but only " + std::to_string(n) +
                   " OpenGL device(s) exist";
         return;
       }

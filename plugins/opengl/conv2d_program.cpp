@@ -14,8 +14,6 @@ namespace sparkle::opengl {
 
 using plugin::Error;
 
-namespace {
-
 // SPARKLE_GL_DISPATCH_LIMIT caps work groups per grid dimension below the
 // driver's limit, so tests can exercise split dispatches on small tensors.
 uint64_t dispatch_limit(int64_t driver_limit) {
@@ -25,6 +23,8 @@ uint64_t dispatch_limit(int64_t driver_limit) {
   }
   return limit;
 }
+
+namespace {
 
 GLuint slot_buffer(Slot s, const GLuint io[4], const std::vector<GLuint>& ws) {
   switch (s) {

@@ -55,6 +55,10 @@ class ConvProgram {
 // first guess. A first guess that fails to compile falls back to the naive
 // kernel with a warning, unless a kernel was forced (SPARKLE_GL_*); an
 // explicit index never falls back (SPARKLE_UNSUPPORTED with the reason).
+// Work groups per grid dimension: the driver's limit, or less under
+// SPARKLE_GL_DISPATCH_LIMIT (throws plugin::Error naming it when bad).
+uint64_t dispatch_limit(int64_t driver_limit);
+
 std::shared_ptr<const ConvProgram> build_conv_program(const std::shared_ptr<GlContext>& ctx,
                                                       const sparkle_conv2d_desc& d,
                                                       std::optional<size_t> index);

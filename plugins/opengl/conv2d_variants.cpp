@@ -45,6 +45,16 @@ std::optional<int> split_override() {
   return static_cast<int>(*v);
 }
 
+}  // namespace
+
+void check_variant_environment() {
+  (void)kernel_kind();
+  (void)tile_override();
+  (void)split_override();
+}
+
+namespace {
+
 bool same_tile(const TileShape& a, const TileShape& b) {
   return a.bm == b.bm && a.bn == b.bn && a.bk == b.bk && a.tm == b.tm && a.tn == b.tn;
 }

@@ -38,4 +38,8 @@ const std::vector<TileShape>& candidate_tiles();
 // a choice (a compile failure then is an error, not a fallback).
 bool kernel_forced();
 
+// Throws plugin::Error naming the variable for a bad SPARKLE_GL_KERNEL,
+// SPARKLE_GL_TILE or SPARKLE_GL_SPLIT_K (called at init).
+void check_variant_environment();
+
 }  // namespace sparkle::opengl

@@ -160,6 +160,10 @@ bool has_gl_extension(const GladGLContext& gl, const char* name) {
   return false;
 }
 
+std::optional<int64_t> forced_compute_units() {
+  return gpu::env_int("SPARKLE_GL_COMPUTE_UNITS", 1, 1 << 20);
+}
+
 GlCaps probe_caps(GlContext& c) {
   const auto& gl = c.gl();
   GlCaps caps;
@@ -184,13 +188,10 @@ GlCaps probe_caps(GlContext& c) {
     caps.parallel_compile = true;
   }
   clear_gl_errors(gl);
-  try {
-    if (const auto forced = gpu::env_int("SPARKLE_GL_COMPUTE_UNITS", 1, 1 << 20)) {
-      caps.units.count = *forced;
-      caps.units_source = "SPARKLE_GL_COMPUTE_UNITS";
-    }
-  } catch (const plugin::Error& e) {
-    plugin::log(SPARKLE_LOG_WARN, std::string(e.what()) + "; ignored");
+  // A bad value was refused at init (check_caps_environment).
+  if (const auto forced = forced_compute_units()) {
+    caps.units.count = *forced;
+    caps.units_source = "SPARKLE_GL_COMPUTE_UNITS";
   }
   if (caps.units.count == 0) caps.units_source = "unknown";
   return caps;

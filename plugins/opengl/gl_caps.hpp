@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "../common/occupancy_model.hpp"
@@ -28,6 +29,10 @@ struct GlCaps {
 // probe cannot tell stays unknown. SPARKLE_GL_COMPUTE_UNITS overrides the
 // unit count (for GPUs without a way to read it, and for tests).
 GlCaps probe_caps(GlContext& c);
+
+// SPARKLE_GL_COMPUTE_UNITS, or nullopt when unset; throws plugin::Error
+// naming it when it is not an integer in [1, 2^20].
+std::optional<int64_t> forced_compute_units();
 
 // Any thread: the caps of ctx, probed once (through its GL thread).
 const GlCaps& caps_of(GlContext& ctx);

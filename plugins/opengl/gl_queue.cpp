@@ -7,27 +7,27 @@
 #include <string>
 #include <vector>
 
+#include "../common/env.hpp"
+
 namespace sparkle::opengl {
 
 using plugin::Error;
 
-bool transfer_queues_enabled(const GlInfo& info) {
-  const char* v = std::getenv("SPARKLE_GL_TRANSFER_QUEUES");
-  const std::string mode = v != nullptr ? v : "";
+bool transfer_queues_requested() {
+  const auto mode = gpu::env_choice("SPARKLE_GL_TRANSFER_QUEUES", {"auto", "on", "off"});
   // auto is off: on the H200 (driver 580.159.04) shared contexts did not
   // run concurrently with the main one, and their cross-context waits made
   // a 3-slot stream 37% slower (docs/EXECUTOR.md).
-  if (mode.empty() || mode == "auto") return false;
-  if (mode == "off") return false;
-  if (mode == "on") {
-    if (!info.egl_syncs)
-      throw Error(SPARKLE_UNSUPPORTED,
-                  "SPARKLE_GL_TRANSFER_QUEUES=on needs EGL 1.5 fence syncs, which this display "
-                  "lacks");
-    return true;
-  }
-  throw Error(SPARKLE_INVALID_ARGUMENT,
-              "SPARKLE_GL_TRANSFER_QUEUES=" + mode + " is unknown; use auto, on or off");
+  return mode && *mode == "on";
+}
+
+bool transfer_queues_enabled(const GlInfo& info) {
+  if (!transfer_queues_requested()) return false;
+  if (!info.egl_syncs)
+    throw Error(SPARKLE_UNSUPPORTED,
+                "SPARKLE_GL_TRANSFER_QUEUES=on needs EGL 1.5 fence syncs, which this display "
+                "lacks");
+  return true;
 }
 
 GlQueue::GlQueue(std::shared_ptr<GlContext> ctx, std::shared_ptr<GlContext> main)

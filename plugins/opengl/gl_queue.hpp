@@ -48,5 +48,8 @@ class GlQueue final : public plugin::Queue {
 // off. Throws plugin::Error for other values, and for "on" where EGL syncs
 // are missing (cross-context waits need them).
 bool transfer_queues_enabled(const GlInfo& info);
+// Whether SPARKLE_GL_TRANSFER_QUEUES is on; throws plugin::Error naming it
+// for a value other than auto, on or off.
+bool transfer_queues_requested();
 
 }  // namespace sparkle::opengl

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../common/blob_programs.hpp"
+#include "../common/env.hpp"
 #include "gl_caps.hpp"
 
 namespace sparkle::opengl {
@@ -230,16 +231,8 @@ ProgramPtr build(GlContext& ctx, const std::string& kernel_name, const std::stri
 Program::~Program() { ctx_->delete_program(id_); }
 
 size_t program_cache_capacity() {
-  const char* v = std::getenv("SPARKLE_GL_PROGRAM_CACHE_CAPACITY");
-  if (v == nullptr || *v == '\0') return kDefaultCapacity;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0' || *v == '-') {
-    plugin::log(SPARKLE_LOG_WARN, std::string("SPARKLE_GL_PROGRAM_CACHE_CAPACITY=") + v +
-                                      " is not a count; using " + std::to_string(kDefaultCapacity));
-    return kDefaultCapacity;
-  }
-  return static_cast<size_t>(n);
+  if (!gpu::env_string("SPARKLE_GL_PROGRAM_CACHE_CAPACITY")) return kDefaultCapacity;
+  return static_cast<size_t>(*gpu::env_int("SPARKLE_GL_PROGRAM_CACHE_CAPACITY", 0, 1 << 24));
 }
 
 std::string program_device_fingerprint(const GlInfo& info) { return gl_fingerprint(info); }

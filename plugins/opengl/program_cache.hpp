@@ -44,7 +44,8 @@ ProgramPtr compile_program(GlContext& ctx, const std::string& kernel_name,
                            const std::string& source);
 
 // Entries the per-context LiveCache keeps beyond those in use: 256, or
-// SPARKLE_GL_PROGRAM_CACHE_CAPACITY (a non-negative integer).
+// SPARKLE_GL_PROGRAM_CACHE_CAPACITY (0 to 2^24; throws plugin::Error naming
+// it otherwise).
 size_t program_cache_capacity();
 
 // The device part of the blob key: the device's one fingerprint
