@@ -311,16 +311,31 @@ std::string Engine::prepare(const Conv2dDesc& desc, const RunOptions& options) {
 RunResult Engine::conv2d(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
                          std::span<const float> bias, std::span<float> y,
                          const RunOptions& options) {
-  return submit(desc, x, w, bias, y, options).wait();
+  Operands ops = Impl::host_operands(desc, x, w, bias, y);
+  ops.caller_waits = true;
+  return impl_->submit(desc, ops, options).wait();
 }
 
 RunResult Engine::conv2d(const Conv2dDesc& desc, const Tensor& x, const Tensor& w,
                          const Tensor& bias, const Tensor& y, const RunOptions& options) {
-  return submit(desc, x, w, bias, y, options).wait();
+  Operands ops = impl_->tensor_operands(desc, x, w, bias, y);
+  ops.caller_waits = true;
+  return impl_->submit(desc, ops, options).wait();
 }
 
 Future Engine::submit(const Conv2dDesc& desc, std::span<const float> x, std::span<const float> w,
                       std::span<const float> bias, std::span<float> y, const RunOptions& options) {
+  return impl_->submit(desc, Impl::host_operands(desc, x, w, bias, y), options);
+}
+
+Future Engine::submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y, const RunOptions& options) {
+  return impl_->submit(desc, impl_->tensor_operands(desc, x, w, bias, y), options);
+}
+
+Operands Engine::Impl::host_operands(const Conv2dDesc& desc, std::span<const float> x,
+                                     std::span<const float> w, std::span<const float> bias,
+                                     std::span<float> y) {
   desc.validate();
   check_size("x", x.size(), desc.input_elements());
   check_size("w", w.size(), desc.weight_elements());
@@ -333,18 +348,18 @@ Future Engine::submit(const Conv2dDesc& desc, std::span<const float> x, std::spa
   ops.has_bias = desc.has_bias;
   ops.y.host = std::span<const float>(y.data(), y.size());
   ops.y.host_out = y.data();
-  return impl_->submit(desc, ops, options);
+  return ops;
 }
 
-Future Engine::submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, const Tensor& bias,
-                      const Tensor& y, const RunOptions& options) {
+Operands Engine::Impl::tensor_operands(const Conv2dDesc& desc, const Tensor& x, const Tensor& w,
+                                       const Tensor& bias, const Tensor& y) {
   desc.validate();
   check_tensor("x", x, desc.input_elements());
   check_tensor("w", w, desc.weight_elements());
   check_tensor("bias", bias, desc.bias_elements());
   check_tensor("y", y, desc.output_elements());
   for (const Tensor* t : {&x, &w, &bias, &y})
-    if (!t->empty() && impl_->by_runtime(t->state()->device.get()) == nullptr)
+    if (!t->empty() && by_runtime(t->state()->device.get()) == nullptr)
       throw Error(ErrorCode::invalid_argument,
                   "a tensor of device " + t->device() + " belongs to another Engine");
   if (x.state() == y.state())
@@ -355,7 +370,7 @@ Future Engine::submit(const Conv2dDesc& desc, const Tensor& x, const Tensor& w, 
   ops.bias.tensor = bias.state();
   ops.has_bias = desc.has_bias;
   ops.y.tensor = y.state();
-  return impl_->submit(desc, ops, options);
+  return ops;
 }
 
 Tensor Engine::tensor(const std::vector<int64_t>& shape, const std::string& device) {

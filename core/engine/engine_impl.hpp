@@ -32,6 +32,9 @@ struct Operand {
 struct Operands {
   Operand x, w, bias, y;
   bool has_bias = false;
+  // The caller waits for the result next (Engine::conv2d): the executor may
+  // run the job on the caller's thread (Executor::submit).
+  bool caller_waits = false;
 };
 
 struct Engine::Impl {
@@ -80,6 +83,13 @@ struct Engine::Impl {
   // Operands on other devices than the chosen one are copied through the
   // host, synchronously.
   Future submit(const Conv2dDesc& desc, const Operands& ops, const RunOptions& options);
+  // The operands of a call, validated (sizes, devices, aliasing) with errors
+  // naming the operand.
+  static Operands host_operands(const Conv2dDesc& desc, std::span<const float> x,
+                                std::span<const float> w, std::span<const float> bias,
+                                std::span<float> y);
+  Operands tensor_operands(const Conv2dDesc& desc, const Tensor& x, const Tensor& w,
+                           const Tensor& bias, const Tensor& y);
   // Runs the images of a batch of host operands on several devices at once
   // (each part writes its own slice of y); returns when all are done.
   RunResult run_split(const std::vector<std::pair<size_t, int64_t>>& parts, const Conv2dDesc& desc,

@@ -133,7 +133,7 @@ Future Engine::Impl::submit_on(Device& d, const Conv2dDesc& desc, const sparkle_
                            static_cast<double>(t.download_bytes), t.download_ms);
   };
   Future future(work.future);
-  rt->executor().submit(std::make_unique<exec::ConvJob>(std::move(work)));
+  rt->executor().submit(std::make_unique<exec::ConvJob>(std::move(work)), ops.caller_waits);
   return future;
 }
 
@@ -180,6 +180,7 @@ Future Engine::Impl::submit(const Conv2dDesc& desc, const Operands& ops,
     // Operands on another device come through the host (synchronously).
     const auto start = std::chrono::steady_clock::now();
     Operands here = ops;
+    here.caller_waits = true;
     std::vector<std::vector<float>> copies;
     copies.reserve(3);  // spans into them must not move
     auto bring = [&](Operand& o) {

@@ -84,10 +84,58 @@ Executor::~Executor() {
   if (compute_ != nullptr) api_->queue_destroy(compute_);
 }
 
-void Executor::submit(std::unique_ptr<Job> job) {
+void Executor::submit(std::unique_ptr<Job> job, bool caller_waits) {
+  if (caller_waits && job != nullptr && try_run_inline(job)) return;
   slots_.acquire();
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
   submitted_.push(job.release());
   submitted_count_.release();
+}
+
+bool Executor::try_run_inline(std::unique_ptr<Job>& job) {
+  // Claim the device only when no job is queued, dispatching or waiting to
+  // finish: a job submitted after this point queues behind this one (its
+  // dispatch waits for order_).
+  int idle = 0;
+  if (!in_flight_.compare_exchange_strong(idle, 1, std::memory_order_acq_rel)) return false;
+  slots_.acquire();  // free: nothing else is in flight
+  std::unique_lock lock(order_);
+  auto p = std::make_unique<Pending>(Pending{job.release(), {}, {}});
+  dispatch_one(*p);
+  bool ready = true;
+  for (const auto& f : p->fences) ready = ready && f->signalled();
+  if (!ready) {
+    // Device work still running: the completion thread waits for it, in
+    // order (later jobs reach it only after this one, through order_).
+    dispatched_.push(p.release());
+    dispatched_count_.release();
+    return true;
+  }
+  for (const auto& f : p->fences) {
+    sparkle_code code = SPARKLE_OK;
+    std::string error = f->wait(&code);  // returns at once
+    if (!error.empty() && p->status.ok()) p->status = {name_ + ": " + error, code};
+  }
+  std::unique_ptr<Job> done(p->job);
+  done->finish(p->status);
+  p.reset();
+  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  slots_.release();
+  lock.unlock();
+  done.reset();  // after the lock: may release the last reference to the device
+  return true;
+}
+
+void Executor::dispatch_one(Pending& p) {
+  try {
+    p.fences = p.job->dispatch(*this);
+  } catch (const Error& e) {
+    p.status = {e.what(), static_cast<sparkle_code>(e.code())};
+  } catch (const std::bad_alloc&) {
+    p.status = {name_ + ": out of host memory", SPARKLE_OUT_OF_MEMORY};
+  } catch (const std::exception& e) {
+    p.status = {e.what(), SPARKLE_INTERNAL};
+  }
 }
 
 void Executor::drain() {
@@ -104,19 +152,12 @@ void Executor::dispatch_loop() {
     while (!submitted_.pop(job)) {
     }
     auto* p = new Pending{job, {}, {}};
-    if (job != nullptr) {
-      try {
-        p->fences = job->dispatch(*this);
-      } catch (const Error& e) {
-        p->status = {e.what(), static_cast<sparkle_code>(e.code())};
-      } catch (const std::bad_alloc&) {
-        p->status = {name_ + ": out of host memory", SPARKLE_OUT_OF_MEMORY};
-      } catch (const std::exception& e) {
-        p->status = {e.what(), SPARKLE_INTERNAL};
-      }
+    {
+      std::lock_guard lock(order_);
+      if (job != nullptr) dispatch_one(*p);
+      dispatched_.push(p);
+      dispatched_count_.release();
     }
-    dispatched_.push(p);
-    dispatched_count_.release();
     if (job == nullptr) return;
   }
 }
@@ -137,6 +178,7 @@ void Executor::completion_loop() {
     }
     std::unique_ptr<Job> job(pending->job);
     job->finish(pending->status);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     slots_.release();
     pending.reset();
     job.reset();  // may destroy this executor (see alive_)

@@ -14,6 +14,7 @@
 #include <boost/lockfree/queue.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <semaphore>
 #include <span>
 #include <string>
@@ -67,7 +68,13 @@ class Executor {
   bool separate_transfer_queues() const { return upload_ != compute_ || download_ != compute_; }
   const std::string& name() const { return name_; }
 
-  void submit(std::unique_ptr<Job> job);
+  // Queues the job for the dispatcher thread. caller_waits: the caller
+  // blocks on the job's result next (a synchronous conv2d); when nothing
+  // else is in flight the job is then dispatched on the caller's thread,
+  // and finished there too when its fences have already signalled (a CPU
+  // conv run inline), saving the two thread hand-offs that dominate small
+  // calls. Order is kept: no other job dispatches or finishes meanwhile.
+  void submit(std::unique_ptr<Job> job, bool caller_waits = false);
   // Blocks until every job submitted before the call has finished.
   void drain();
 
@@ -91,6 +98,9 @@ class Executor {
   };
   sparkle_queue queue_of(QueueRole role) const;
   FenceRef adopt(sparkle_status st, sparkle_fence fence, const char* what);
+  // Job::dispatch with its errors turned into the Pending's status.
+  void dispatch_one(Pending& p);
+  bool try_run_inline(std::unique_ptr<Job>& job);
   void dispatch_loop();
   void completion_loop();
 
@@ -102,6 +112,11 @@ class Executor {
   sparkle_queue download_ = nullptr;
 
   std::counting_semaphore<> slots_;  // free places for jobs in flight
+  // Jobs submitted and not yet finished; held at 1 by an inline job.
+  std::atomic<int> in_flight_{0};
+  // Held while a job is dispatched (on the dispatcher or a caller's thread),
+  // and while an inline job finishes: dispatch and finish stay in order.
+  std::mutex order_;
   boost::lockfree::queue<Job*> submitted_{64};
   std::counting_semaphore<> submitted_count_{0};
   boost::lockfree::queue<Pending*> dispatched_{64};

@@ -24,6 +24,10 @@ Fence::~Fence() {
 
 sparkle_fence Fence::pending_handle() const { return done() ? nullptr : handle_; }
 
+bool Fence::signalled() const {
+  return done() || handle_ == nullptr || api_->fence_poll(handle_) != 0;
+}
+
 std::string Fence::wait(sparkle_code* code) {
   std::lock_guard lock(mutex_);
   if (!done_.load(std::memory_order_relaxed) && handle_ != nullptr) {

@@ -31,6 +31,9 @@ class Fence {
   sparkle_fence pending_handle() const;
   // True once a wait has returned (the fence signalled or failed).
   bool done() const { return done_.load(std::memory_order_acquire); }
+  // True when the work has finished (a plugin poll, no blocking); wait()
+  // then returns at once.
+  bool signalled() const;
   // Blocks until signalled. Returns "" or the error of the fenced work, with
   // its code in *code. Thread-safe and idempotent.
   std::string wait(sparkle_code* code = nullptr);
