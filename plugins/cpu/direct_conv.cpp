@@ -207,13 +207,51 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
                               ? static_cast<int64_t>(ur_) * v_ * icb_chunk_
                               : d.r * d.dilation_h * d.w * std::min<int64_t>(icp_, v_) * icb_chunk_;
   const int64_t l2_units = std::max<int64_t>(1, half_l2 / (unit_in * 4));
-  // Enough items for >= 3 per thread: split the rows, then the groups.
-  const int64_t want = std::max<int64_t>(1, ceil_div(3 * threads_, d.n));
-  int64_t chunks = std::max(ceil_div(units, l2_units), std::min(units, want));
-  group_set_ = ngroups;
-  while (chunks * ceil_div(ngroups, group_set_) < want && group_set_ > 1)
-    group_set_ = ceil_div(group_set_, 2);
-  row_chunk_ = std::max<int64_t>(1, ceil_div(units, chunks));
+  // How the (image, rows, groups) space is cut into work items: the least
+  // makespan (waves of the largest item) plus memory traffic. Each row
+  // chunk streams the weights of every group once and each group set reads
+  // its rows' input once, so cutting rows multiplies the weight traffic and
+  // cutting groups the input traffic: on a small image with large weights
+  // (res5, 7x7 at 512 channels) one row per item streamed 9.4 MB of weights
+  // seven times for 7 output pixels each. Traffic is priced at `lanes / 4`
+  // FLOPs per byte and core (what a core computes while its share of the
+  // L3/memory bandwidth moves a byte, roughly), spread over the threads.
+  // The old rule (rows first until three items per thread) is what this
+  // replaced; docs/CPU.md has the 16-core figures of both.
+  {
+    const auto flops_unit_group = static_cast<double>(
+        (flat_ ? static_cast<int64_t>(ur_) : d.out_w) * nb_oc_ * v_ * d.c * d.r * d.s * 2);
+    const double w_bytes = static_cast<double>(kb_ * v_ * d.c * d.r * d.s * 4);
+    const double x_bytes = static_cast<double>(d.c * d.h * d.w * 4);
+    const double flops_per_byte = v_ / 4.0;
+    const double t = threads_;
+    double best = std::numeric_limits<double>::infinity();
+    row_chunk_ = std::min(units, l2_units);
+    group_set_ = ngroups;
+    for (int64_t chunks = ceil_div(units, l2_units); chunks <= units; ++chunks) {
+      const int64_t rc = ceil_div(units, chunks);
+      if (ceil_div(units, rc) != chunks) continue;  // the same cut as a smaller count
+      for (int64_t sets = 1; sets <= ngroups; ++sets) {
+        const int64_t gs = ceil_div(ngroups, sets);
+        if (ceil_div(ngroups, gs) != sets) continue;
+        const double items = static_cast<double>(d.n * ceil_div(units, rc) * ceil_div(ngroups, gs));
+        // A quarter item more for the thread that starts late or is
+        // preempted (a shared machine): some slack favours more, smaller
+        // items when they cost no traffic.
+        const double makespan =
+            (std::ceil(items / t) + 0.25) * static_cast<double>(rc * gs) * flops_unit_group;
+        const double traffic =
+            static_cast<double>(d.n) * (static_cast<double>(ceil_div(ngroups, gs)) * x_bytes +
+                                        static_cast<double>(ceil_div(units, rc)) * w_bytes);
+        const double cost = makespan + traffic * flops_per_byte / t;
+        if (cost < best * 0.999) {
+          best = cost;
+          row_chunk_ = rc;
+          group_set_ = gs;
+        }
+      }
+    }
+  }
 
   plugin::log(SPARKLE_LOG_DEBUG,
               "jit direct " + std::to_string(d.c) + "->" + std::to_string(d.k) + " " +
