@@ -225,6 +225,7 @@ RunResult Engine::Impl::run_split(const std::vector<std::pair<size_t, int64_t>>&
     Conv2dDesc piece = desc;
     piece.n = images;
     Operands p = ops;
+    p.caller_waits = false;  // the parts run at once, on their devices' threads
     const auto n = static_cast<size_t>(images);
     p.x.host = ops.x.host.subspan(first * x_image, n * x_image);
     p.y.host = ops.y.host.subspan(first * y_image, n * y_image);

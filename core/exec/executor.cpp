@@ -93,28 +93,39 @@ void Executor::submit(std::unique_ptr<Job> job, bool caller_waits) {
 }
 
 bool Executor::try_run_inline(std::unique_ptr<Job>& job) {
+  // Allocated before the device is claimed: nothing below may fail before
+  // the job is dispatched, or the claim would have to be undone.
+  auto p = std::make_unique<Pending>();
   // Claim the device only when no job is queued, dispatching or waiting to
-  // finish: a job submitted after this point queues behind this one (its
-  // dispatch waits for order_).
+  // finish. order_ is taken first (try_lock: the dispatcher holds it only
+  // while it dispatches a job, which means work is in flight), so a job
+  // submitted after the claim dispatches only after this one finished.
+  std::unique_lock lock(order_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;
   int idle = 0;
   if (!in_flight_.compare_exchange_strong(idle, 1, std::memory_order_acq_rel)) return false;
   slots_.acquire();  // free: nothing else is in flight
-  std::unique_lock lock(order_);
-  auto p = std::make_unique<Pending>(Pending{job.release(), {}, {}});
+  p->job = job.release();
   dispatch_one(*p);
   bool ready = true;
   for (const auto& f : p->fences) ready = ready && f->signalled();
+  if (ready) {
+    try {
+      for (const auto& f : p->fences) {
+        sparkle_code code = SPARKLE_OK;
+        std::string error = f->wait(&code);  // returns at once
+        if (!error.empty() && p->status.ok()) p->status = {name_ + ": " + error, code};
+      }
+    } catch (const std::bad_alloc&) {
+      ready = false;  // the completion thread waits and reports instead
+    }
+  }
   if (!ready) {
     // Device work still running: the completion thread waits for it, in
     // order (later jobs reach it only after this one, through order_).
     dispatched_.push(p.release());
     dispatched_count_.release();
     return true;
-  }
-  for (const auto& f : p->fences) {
-    sparkle_code code = SPARKLE_OK;
-    std::string error = f->wait(&code);  // returns at once
-    if (!error.empty() && p->status.ok()) p->status = {name_ + ": " + error, code};
   }
   std::unique_ptr<Job> done(p->job);
   done->finish(p->status);

@@ -92,7 +92,7 @@ class Executor {
 
  private:
   struct Pending {
-    Job* job;
+    Job* job = nullptr;
     std::vector<FenceRef> fences;
     Status status;
   };
