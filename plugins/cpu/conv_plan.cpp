@@ -83,14 +83,17 @@ struct PackedWeights {
   const float* source = nullptr;
   size_t count = 0;
   int tag = 0;
+  // The packing's blocking (channel blocks per group): it follows the
+  // thread count of the arena a call runs in, so one plan can need two.
+  int blocking = 0;
   std::vector<float> data;
   float sample[kSamples] = {};
 
   static size_t sample_index(size_t count, int i) {
     return count <= 1 ? 0 : static_cast<size_t>(i) * (count - 1) / (kSamples - 1);
   }
-  bool matches(const float* w, size_t n, int t) const {
-    if (w != source || n != count || t != tag) return false;
+  bool matches(const float* w, size_t n, int t, int b) const {
+    if (w != source || n != count || t != tag || b != blocking) return false;
     // Bit patterns, not values: a NaN must match itself and -0 must not
     // match +0, or changed weights could pass for the packed ones.
     for (int i = 0; i < kSamples; ++i)
@@ -162,7 +165,12 @@ class CpuPlan final : public plugin::Plan {
     // threads calling into this plugin concurrently.
     tbb::task_arena(1).execute(run);
 #else
-    run();
+    // Isolated: a caller that is itself a TBB task (a user's parallel_for
+    // calling conv2d, which the executor may run on that thread) must not
+    // pick up the user's other tasks while it waits inside this call's
+    // loops; one of those could block on this very device and never let
+    // this call finish.
+    tbb::this_task_arena::isolate(run);
 #endif
     const auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
@@ -219,39 +227,50 @@ class CpuPlan final : public plugin::Plan {
     // code, packed weights, pages), then three timed rounds (the minimum of
     // each: a shared machine's slow spells only ever add time); the fastest
     // wins and runs last, so y holds its result.
-    std::vector<double> best(candidates_.size(), 1e300);
-    for (KernelKind k : candidates_) run(k, o, xb, yb, threads);
-    for (int round = 0; round < 3; ++round)
-      for (size_t i = 0; i < candidates_.size(); ++i) {
-        const auto t0 = Clock::now();
+    // A kind that fails here (scratch it cannot get) drops out of the
+    // race; only the last one standing reports its error.
+    std::vector<KernelKind> race;
+    for (size_t i = 0; i < candidates_.size(); ++i) {
+      try {
         run(candidates_[i], o, xb, yb, threads);
+        race.push_back(candidates_[i]);
+      } catch (const std::exception& e) {
+        if (race.empty() && i + 1 == candidates_.size()) throw;
+        plugin::log(SPARKLE_LOG_WARN, "conv " + describe() + ": " + kind_name(candidates_[i]) +
+                                          " left out: " + e.what());
+      }
+    }
+    std::vector<double> best(race.size(), 1e300);
+    for (int round = 0; round < 3; ++round)
+      for (size_t i = 0; i < race.size(); ++i) {
+        const auto t0 = Clock::now();
+        run(race[i], o, xb, yb, threads);
         best[i] = std::min(best[i], ms_since(t0));
       }
     // The rule's kind (what small layers get) keeps the layer unless
     // another is at least 5% faster: on a shared machine a slow spell can
     // still hit all three runs of one candidate, and a near-tie is not
     // worth a flip between layouts.
-    const size_t rule = static_cast<size_t>(
-        std::find(candidates_.begin(), candidates_.end(), fallback(KernelKind::jit)) -
-        candidates_.begin());
+    const auto rule_it = std::find(race.begin(), race.end(), fallback(KernelKind::jit));
+    const size_t rule = rule_it != race.end() ? static_cast<size_t>(rule_it - race.begin()) : 0;
     size_t win = rule;
-    for (size_t i = 0; i < candidates_.size(); ++i)
+    for (size_t i = 0; i < race.size(); ++i)
       if (best[i] < best[win] && (win != rule || best[i] < 0.95 * best[rule])) win = i;
     std::string why;
-    for (size_t i = 0; i < candidates_.size(); ++i)
-      why += std::string(i ? ", " : "") + kind_name(candidates_[i]) + " " +
-             std::to_string(best[i]) + " ms";
+    for (size_t i = 0; i < race.size(); ++i)
+      why +=
+          std::string(i ? ", " : "") + kind_name(race[i]) + " " + std::to_string(best[i]) + " ms";
     plugin::log(SPARKLE_LOG_INFO, "conv " + describe() + " (x " + (xb ? "blocked" : "nchw") +
                                       ", y " + (yb ? "blocked" : "nchw") + ", " +
                                       std::to_string(threads) + " threads): chose " +
-                                      kind_name(candidates_[win]) + " (" + why + ")");
+                                      kind_name(race[win]) + " (" + why + ")");
     {
       std::lock_guard lock(mutex_);
-      choice_[key] = candidates_[win];
+      choice_[key] = race[win];
     }
     drop_unused_packs();
     const auto last = Clock::now();
-    run(candidates_[win], o, xb, yb, threads);
+    run(race[win], o, xb, yb, threads);
     return last;
   }
 
@@ -318,7 +337,7 @@ class CpuPlan final : public plugin::Plan {
 
   // ---- packed weights ------------------------------------------------------
 
-  std::shared_ptr<const PackedWeights> packed(HostBuffer* w, int tag, size_t floats,
+  std::shared_ptr<const PackedWeights> packed(HostBuffer* w, int tag, int blocking, size_t floats,
                                               const std::function<void(float*)>& pack) {
     const float* src = w->data();
     const auto count = static_cast<size_t>(w->layout().storage());
@@ -327,6 +346,7 @@ class CpuPlan final : public plugin::Plan {
       fresh->source = src;
       fresh->count = count;
       fresh->tag = tag;
+      fresh->blocking = blocking;
       for (int i = 0; i < PackedWeights::kSamples; ++i)
         fresh->sample[i] = src[PackedWeights::sample_index(count, i)];
       fresh->data.resize(floats);
@@ -337,7 +357,7 @@ class CpuPlan final : public plugin::Plan {
     {
       std::lock_guard lock(packed_mutex_);
       for (auto it = packed_.begin(); it != packed_.end(); ++it)
-        if ((*it)->matches(src, count, tag)) {
+        if ((*it)->matches(src, count, tag, blocking)) {
           auto hit = *it;
           packed_.erase(it);
           packed_.push_back(hit);  // most recently used last
@@ -348,7 +368,9 @@ class CpuPlan final : public plugin::Plan {
     // may be handed another call meanwhile.
     auto fresh = make();
     std::lock_guard lock(packed_mutex_);
-    std::erase_if(packed_, [&](const auto& p) { return p->source == src && p->tag == tag; });
+    std::erase_if(packed_, [&](const auto& p) {
+      return p->source == src && p->tag == tag && p->blocking == blocking;
+    });
     if (std::count_if(packed_.begin(), packed_.end(),
                       [&](const auto& p) { return p->tag == tag; }) >= kMaxPacked) {
       for (auto it = packed_.begin(); it != packed_.end(); ++it)
@@ -432,7 +454,7 @@ class CpuPlan final : public plugin::Plan {
     std::shared_ptr<const PackedWeights> p;
     if (constant_weights_ || tiling.kvec) {
       // Packed from the dense weights; keyed by the buffer's own storage.
-      p = packed(o.w, tiling.kvec ? kGemmChannels : kGemmPixels,
+      p = packed(o.w, tiling.kvec ? kGemmChannels : kGemmPixels, 0,  // whatever the threads
                  packed_weight_floats(d_, gemm_kernels_, tiling.kvec),
                  [&](float* out) { pack_weights(d_, gemm_kernels_, tiling.kvec, w, out); });
     }
@@ -459,7 +481,7 @@ class CpuPlan final : public plugin::Plan {
     const float* x = xb ? o.x->data() : dense_view(o.x, xs);
     DirectConv& dc = direct(!xb, threads);
     const auto reader = weight_reader(o.w, d_);
-    auto p = packed(o.w, xb ? kJitBlocked : kJitDense, dc.packed_floats(),
+    auto p = packed(o.w, xb ? kJitBlocked : kJitDense, dc.nb_oc(), dc.packed_floats(),
                     [&](float* out) { dc.pack(reader, out); });
     std::vector<float> bias;
     if (o.b != nullptr) bias = dc.padded_bias(bias_dense(o).data());
@@ -482,10 +504,11 @@ class CpuPlan final : public plugin::Plan {
       x = v.data();
     }
     WinogradConv& wc = winograd(m, threads);
-    auto p = packed(o.w, m == 4 ? kWino4 : kWino2, wc.packed_floats(), [&](float* out) {
-      ScratchBuffer<float, 11> ws;
-      wc.pack(dense_view(o.w, ws), out);
-    });
+    auto p =
+        packed(o.w, m == 4 ? kWino4 : kWino2, wc.blocking(), wc.packed_floats(), [&](float* out) {
+          ScratchBuffer<float, 11> ws;
+          wc.pack(dense_view(o.w, ws), out);
+        });
     std::vector<float> bias;
     if (o.b != nullptr) bias = direct_bias(bias_dense(o));
     float* y = blocked_output(o.y, yb, ys);

@@ -190,11 +190,31 @@ float* scratch(std::vector<float>& v, size_t floats) {
   return v.data();
 }
 
+// The batched GEMM of the transformed tiles: one "image" of 1 x tiles
+// pixels, C in and K out, 1x1.
+sparkle_conv2d_desc tile_gemm_desc(const sparkle_conv2d_desc& d, int m) {
+  sparkle_conv2d_desc g{};
+  g.struct_size = sizeof g;
+  g.n = 1;
+  g.c = d.c;
+  g.h = 1;
+  g.w = d.n * ((d.out_h + m - 1) / m) * ((d.out_w + m - 1) / m);
+  g.k = d.k;
+  g.r = g.s = 1;
+  g.stride_h = g.stride_w = g.dilation_h = g.dilation_w = g.groups = 1;
+  g.out_h = 1;
+  g.out_w = g.w;
+  return g;
+}
+
 }  // namespace
 
 bool winograd_applicable(const sparkle_conv2d_desc& d, Isa isa) {
+  // F(2x2) has the most tiles: its GEMM must suit the JIT (offsets in 32
+  // bits), or a huge layer would fail where the GEMM computes it.
   return jit_vector_lanes(isa) > 0 && d.groups == 1 && d.r == 3 && d.s == 3 && d.stride_h == 1 &&
-         d.stride_w == 1 && d.dilation_h == 1 && d.dilation_w == 1;
+         d.stride_w == 1 && d.dilation_h == 1 && d.dilation_w == 1 &&
+         direct_applicable(tile_gemm_desc(d, 2), isa);
 }
 
 WinogradConv::WinogradConv(const sparkle_conv2d_desc& d, Isa isa, int m, int threads)
@@ -206,20 +226,12 @@ WinogradConv::WinogradConv(const sparkle_conv2d_desc& d, Isa isa, int m, int thr
   tiles_ = d.n * th_ * tw_;
   icb_ = (d.c + v_ - 1) / v_;
   kb_ = (d.k + v_ - 1) / v_;
-  sparkle_conv2d_desc g{};
-  g.struct_size = sizeof g;
-  g.n = 1;
-  g.c = d.c;
-  g.h = 1;
-  g.w = tiles_;
-  g.k = d.k;
-  g.r = g.s = 1;
-  g.stride_h = g.stride_w = g.dilation_h = g.dilation_w = g.groups = 1;
-  g.out_h = 1;
-  g.out_w = tiles_;
+  const sparkle_conv2d_desc g = tile_gemm_desc(d, m);
   // The alpha^2 GEMMs share one parallel loop: the blocking sees them all.
   gemm_ = std::make_unique<DirectConv>(g, isa, false, std::max(1, threads / (alpha_ * alpha_)));
 }
+
+int WinogradConv::blocking() const { return gemm_->nb_oc(); }
 
 size_t WinogradConv::packed_floats() const {
   return static_cast<size_t>(alpha_ * alpha_) * gemm_->packed_floats();

@@ -26,6 +26,8 @@ class WinogradConv {
 
   int m() const { return m_; }
   // Transformed weights G g G^T, packed per alpha^2 position for the GEMMs.
+  // Channel blocks per group of the inner GEMM: the packed layout's key.
+  int blocking() const;
   size_t packed_floats() const;
   // w: dense KCRS weights.
   void pack(const float* w, float* out) const;

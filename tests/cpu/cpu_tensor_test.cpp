@@ -3,6 +3,9 @@
 // downloaded, against the float64 reference and the host-memory path, with
 // whatever SPARKLE_CPU_KERNEL and SPARKLE_CPU_ISA the test entry forces.
 #include <doctest/doctest.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <cmath>
 #include <string>
@@ -160,5 +163,40 @@ TEST_CASE("a layer large enough to be measured picks a kernel and stays correct"
     auto host = test::poisoned(d.output_elements());
     engine.conv2d(d, x, w, b, host, on_cpu(true));
     CHECK(test::compare_with_reference(d, x, w, b, host).max_rel_error <= kTolerance);
+  }
+}
+
+TEST_CASE("convs called from TBB tasks and from arenas of other widths finish and stay correct") {
+  // Engine::conv2d may run on the caller's thread (the executor's inline
+  // path). A caller that is itself a TBB task must not take its sibling
+  // tasks while it waits inside the call: they call conv2d on the same
+  // device, queue behind it, and would never let it finish. And a plan with
+  // constant weights called from arenas of 1 and 2 threads blocks its
+  // kernels differently for each, so each needs its own packed weights.
+  Engine engine;
+  std::mt19937_64 rng(test::fresh_seed());
+  const Conv2dDesc d = make(1, 64, 28, 28, 48, 3, 3, 1, 1, true, false);
+  const auto x = test::random_tensor(d.input_elements(), rng);
+  const auto w = test::random_tensor(d.weight_elements(), rng);
+  const auto b = test::random_tensor(d.bias_elements(), rng);
+  std::vector<std::vector<float>> ys(24, test::poisoned(d.output_elements()));
+  {
+    // Eight threads even on two cores: a waiting thread then finds sibling
+    // tasks to take, as on the 16-core machine.
+    tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 8);
+    tbb::task_arena(8).execute([&] {
+      tbb::parallel_for(size_t{0}, ys.size(),
+                        [&](size_t i) { engine.conv2d(d, x, w, b, ys[i], on_cpu(true)); });
+    });
+  }
+  for (size_t i = 0; i < ys.size(); ++i) {
+    CAPTURE(i);
+    CHECK(test::compare_with_reference(d, x, w, b, ys[i]).max_rel_error <= kTolerance);
+  }
+  for (int width : {1, 2, 1, 2}) {
+    CAPTURE(width);
+    auto y = test::poisoned(d.output_elements());
+    tbb::task_arena(width).execute([&] { engine.conv2d(d, x, w, b, y, on_cpu(true)); });
+    CHECK(test::compare_with_reference(d, x, w, b, y).max_rel_error <= kTolerance);
   }
 }
