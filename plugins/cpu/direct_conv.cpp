@@ -76,7 +76,13 @@ bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa) {
   if (__builtin_add_overflow(d.w, d.pad_left, &padded_w) ||
       __builtin_add_overflow(padded_w, d.pad_right, &padded_w))
     return false;
-  return fits(d.h, d.w) && fits(d.dilation_h, d.w) && fits(d.out_h, d.out_w) && fits(padded_w, 1) &&
+  // The filter width is unrolled into the code: wider filters (a 1-D
+  // filter of thousands of taps) would make kernels of megabytes.
+  if (d.s > kMaxJitFilterWidth) return false;
+  // Output blocks are addressed up to the register blocking's channel
+  // blocks (at most the vector registers) from the tile's first one.
+  return fits(d.h, d.w) && fits(d.dilation_h, d.w) && fits(d.out_h, d.out_w) &&
+         fits(d.out_h * d.out_w, jit_vector_registers(isa)) && fits(padded_w, 1) &&
          fits(d.stride_w, 1) && fits(d.dilation_w, d.s);
 }
 
@@ -264,7 +270,11 @@ DirectConv::DirectConv(const sparkle_conv2d_desc& d, Isa isa, bool dense_input, 
                   " groups per item, " + std::to_string(items()) + " items");
   kernels_.reserve(groups_.size() * tiles_.size());
   for (const Group& g : groups_)
-    for (const Tile& t : tiles_) kernels_.push_back(jit_conv_kernel(key_for(g, t)));
+    for (const Tile& t : tiles_) {
+      JitConvKernel k = jit_conv_kernel(key_for(g, t));
+      kernels_.push_back(k.fn);
+      code_.push_back(std::move(k.code));
+    }
 }
 
 JitConvKey DirectConv::key_for(const Group& g, const Tile& t) const {

@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "isa.hpp"
@@ -20,6 +21,7 @@ namespace sparkle::cpu {
 // Whether the JIT direct path can run d on isa: groups 1, an ISA with JIT,
 // and offsets that fit the generated code's 32-bit displacements.
 bool direct_applicable(const sparkle_conv2d_desc& d, Isa isa);
+inline constexpr int64_t kMaxJitFilterWidth = 32;
 
 // SPARKLE_CPU_JIT_BLOCKING=UxB (experiments): true and u, b when it is set;
 // throws plugin::Error naming the variable when it is not UxB.
@@ -86,6 +88,7 @@ class DirectConv {
   std::vector<Tile> tiles_;
   // kernels_[g * tiles + t]
   std::vector<JitConvFn> kernels_;
+  std::vector<std::shared_ptr<const void>> code_;  // keeps kernels_ callable
 };
 
 template <class W>

@@ -257,7 +257,7 @@ struct KeyHash {
 struct Cache {
   std::shared_mutex mutex;
 #if defined(__x86_64__)
-  std::unordered_map<JitConvKey, std::unique_ptr<Generator>, KeyHash> kernels;
+  std::unordered_map<JitConvKey, std::shared_ptr<Generator>, KeyHash> kernels;
 #endif
 };
 
@@ -270,6 +270,15 @@ Cache& cache() {
 
 int64_t jit_kernels_generated() { return generated.load(); }
 
+size_t jit_kernels_cached() {
+#if defined(__x86_64__)
+  std::shared_lock lock(cache().mutex);
+  return cache().kernels.size();
+#else
+  return 0;
+#endif
+}
+
 bool jit_prefetch_enabled() {
   const char* env = std::getenv("SPARKLE_CPU_JIT_PREFETCH");
   if (env == nullptr || *env == '\0' || std::string(env) == "1") return true;
@@ -278,7 +287,7 @@ bool jit_prefetch_enabled() {
                       std::string("SPARKLE_CPU_JIT_PREFETCH=") + env + " is unknown; use 0 or 1");
 }
 
-JitConvFn jit_conv_kernel(const JitConvKey& key) {
+JitConvKernel jit_conv_kernel(const JitConvKey& key) {
 #if defined(__x86_64__)
   const int lanes = jit_vector_lanes(key.isa);
   if (lanes == 0) throw plugin::Error(SPARKLE_INTERNAL, "JIT conv: no kernels for this ISA");
@@ -288,23 +297,29 @@ JitConvFn jit_conv_kernel(const JitConvKey& key) {
                                               "x" + std::to_string(key.nb_oc) +
                                               " exceeds the registers");
   auto& c = cache();
+  auto held = [](const std::shared_ptr<Generator>& g) {
+    return JitConvKernel{g->getCode<JitConvFn>(), g};
+  };
   {
     std::shared_lock lock(c.mutex);
     auto it = c.kernels.find(key);
-    if (it != c.kernels.end()) return it->second->getCode<JitConvFn>();
+    if (it != c.kernels.end()) return held(it->second);
   }
   std::unique_lock lock(c.mutex);
   auto& slot = c.kernels[key];
   if (!slot) {
     try {
-      slot = std::make_unique<Generator>(key);
+      slot = std::make_shared<Generator>(key);
     } catch (const std::exception& e) {
       c.kernels.erase(key);
       throw plugin::Error(SPARKLE_INTERNAL, std::string("JIT conv generation failed: ") + e.what());
     }
     generated.fetch_add(1);
   }
-  return slot->getCode<JitConvFn>();
+  JitConvKernel out = held(slot);
+  if (c.kernels.size() > kJitKernelsCached)
+    std::erase_if(c.kernels, [](const auto& e) { return e.second.use_count() == 1; });
+  return out;
 #else
   (void)key;
   throw plugin::Error(SPARKLE_UNSUPPORTED, "JIT conv kernels need x86-64");

@@ -7,7 +7,9 @@
 // the padding are left out of the generated code, so no padded copy exists.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "isa.hpp"
 
@@ -54,9 +56,21 @@ struct JitConvArgs {
 
 using JitConvFn = void (*)(const JitConvArgs*);
 
-// The kernel for key, generated on first use and kept for the life of the
-// process (thread-safe). Throws plugin::Error when generation fails.
-JitConvFn jit_conv_kernel(const JitConvKey& key);
+// A generated kernel: fn stays callable while `code` is held.
+struct JitConvKernel {
+  JitConvFn fn = nullptr;
+  std::shared_ptr<const void> code;
+};
+
+// The kernel for key, generated on first use (thread-safe). The process
+// keeps up to kJitKernelsCached kernels nobody holds, for plans made again;
+// past that, unheld ones are dropped, so memory follows the live plans (which
+// the engine's plan cache bounds), not every shape ever seen. Throws
+// plugin::Error when generation fails.
+inline constexpr size_t kJitKernelsCached = 2048;
+JitConvKernel jit_conv_kernel(const JitConvKey& key);
+// Kernels the process holds now (for tests and logs).
+size_t jit_kernels_cached();
 
 // Vector registers available (16 or 32) and the lanes V of an ISA with JIT
 // kernels (0 for the portable ISA, which has none).
