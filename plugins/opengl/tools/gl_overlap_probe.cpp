@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   gl.NamedBufferStorage(dev_out, bytes, nullptr, 0);
   const GLuint heavy_threads = 132 * 2048;
   gl.CreateBuffers(1, &heavy);
-  gl.NamedBufferStorage(heavy, heavy_threads * 4, nullptr, 0);
+  gl.NamedBufferStorage(heavy, static_cast<GLsizeiptr>(heavy_threads) * 4, nullptr, 0);
   void* pin = gl.MapNamedBufferRange(host_in, 0, bytes, wflags);
   std::memset(pin, 1, bytes);
   gl.MapNamedBufferRange(host_out, 0, bytes, rflags);
