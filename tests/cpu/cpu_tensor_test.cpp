@@ -175,11 +175,11 @@ TEST_CASE("convs called from TBB tasks and from arenas of other widths finish an
   // kernels differently for each, so each needs its own packed weights.
   Engine engine;
   std::mt19937_64 rng(test::fresh_seed());
-  const Conv2dDesc d = make(1, 64, 28, 28, 48, 3, 3, 1, 1, true, false);
+  const Conv2dDesc d = make(1, 32, 20, 20, 48, 3, 3, 1, 1, true, false);
   const auto x = test::random_tensor(d.input_elements(), rng);
   const auto w = test::random_tensor(d.weight_elements(), rng);
   const auto b = test::random_tensor(d.bias_elements(), rng);
-  std::vector<std::vector<float>> ys(24, test::poisoned(d.output_elements()));
+  std::vector<std::vector<float>> ys(16, test::poisoned(d.output_elements()));
   {
     // Eight threads even on two cores: a waiting thread then finds sibling
     // tasks to take, as on the 16-core machine.
