@@ -21,20 +21,6 @@ const char* build_id() noexcept { return detail::kBuildId; }
 
 namespace {
 
-const char* kind_name(sparkle_device_kind kind) {
-  switch (kind) {
-    case SPARKLE_DEVICE_CPU:
-      return "cpu";
-    case SPARKLE_DEVICE_GPU:
-      return "gpu";
-    case SPARKLE_DEVICE_SOFTWARE_GPU:
-      return "software-gpu";
-    case SPARKLE_DEVICE_SIMULATED:
-      return "simulated";
-  }
-  return "unknown";
-}
-
 std::string profile_path() {
   const std::string dir = cache::cache_directory();
   return dir.empty() ? std::string() : dir + "/selector-profile-v3.json";
@@ -64,26 +50,17 @@ Engine::Impl::Impl(const EngineOptions& options)
   for (const auto& plugin : registry.plugins()) {
     const size_t count = plugin.api->device_count();
     for (size_t i = 0; i < count; ++i) {
-      sparkle_device_info info{};
-      info.struct_size = sizeof(info);
-      sparkle_status st = plugin.api->device_info(i, &info);
-      if (st != nullptr) {
+      std::string why;
+      auto props = registry::describe_device(plugin.api, i, &why);
+      if (!props) {
         log::warn("engine", std::string(plugin.api->name) + ": device " + std::to_string(i) +
-                                " skipped: " + registry::take_message(st));
+                                " skipped: " + why);
         continue;
       }
       auto d = std::make_unique<Device>();
       d->api = plugin.api;
       d->plugin = plugin.library;
-      d->props.backend = plugin.api->name;
-      d->props.index = i;
-      d->props.name = d->props.backend + ":" + std::to_string(i);
-      d->props.kind = kind_name(info.kind);
-      d->props.description = info.description != nullptr ? info.description : "";
-      d->props.fingerprint = info.fingerprint != nullptr ? info.fingerprint : "";
-      for (size_t p = 0; p < info.property_count; ++p)
-        d->props.properties.emplace_back(info.properties[p].key ? info.properties[p].key : "",
-                                         info.properties[p].value ? info.properties[p].value : "");
+      d->props = std::move(*props);
       devices.push_back(std::move(d));
     }
   }

@@ -184,6 +184,46 @@ std::string abi_string(uint32_t v) {
 
 const sparkle_host_services* host_services() { return &kHost; }
 
+namespace {
+
+const char* kind_name(sparkle_device_kind kind) {
+  switch (kind) {
+    case SPARKLE_DEVICE_CPU:
+      return "cpu";
+    case SPARKLE_DEVICE_GPU:
+      return "gpu";
+    case SPARKLE_DEVICE_SOFTWARE_GPU:
+      return "software-gpu";
+    case SPARKLE_DEVICE_SIMULATED:
+      return "simulated";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::optional<DeviceProperties> describe_device(const sparkle_plugin* api, size_t index,
+                                                std::string* why) {
+  sparkle_device_info info{};
+  info.struct_size = sizeof(info);
+  if (sparkle_status st = api->device_info(index, &info); st != nullptr) {
+    const std::string message = take_message(st);
+    if (why != nullptr) *why = message;
+    return std::nullopt;
+  }
+  DeviceProperties props;
+  props.backend = api->name;
+  props.index = index;
+  props.name = props.backend + ":" + std::to_string(index);
+  props.kind = kind_name(info.kind);
+  props.description = info.description != nullptr ? info.description : "";
+  props.fingerprint = info.fingerprint != nullptr ? info.fingerprint : "";
+  for (size_t p = 0; p < info.property_count; ++p)
+    props.properties.emplace_back(info.properties[p].key ? info.properties[p].key : "",
+                                  info.properties[p].value ? info.properties[p].value : "");
+  return props;
+}
+
 std::string take_message(sparkle_status status, sparkle_code* code) {
   if (status == nullptr) {
     if (code != nullptr) *code = SPARKLE_INTERNAL;

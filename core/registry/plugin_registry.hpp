@@ -6,6 +6,7 @@
 #include <sparkle/plugin.h>
 
 #include <memory>
+#include <optional>
 #include <sparkle/engine.hpp>
 #include <string>
 #include <vector>
@@ -35,6 +36,11 @@ const sparkle_host_services* host_services();
 void throw_if_error(sparkle_status status, const std::string& context);
 // Message and code of a status, freeing it.
 std::string take_message(sparkle_status status, sparkle_code* code = nullptr);
+
+// Device `index` of `api` as the host describes it ("cpu:0", kind, model,
+// fingerprint, properties), or nullopt with the plugin's reason in *why.
+std::optional<DeviceProperties> describe_device(const sparkle_plugin* api, size_t index,
+                                                std::string* why);
 
 class PluginRegistry {
  public:

@@ -33,20 +33,6 @@ double seconds_since(Clock::time_point t0) {
 
 double ms_since(Clock::time_point t0) { return seconds_since(t0) * 1000.0; }
 
-const char* kind_name(sparkle_device_kind kind) {
-  switch (kind) {
-    case SPARKLE_DEVICE_CPU:
-      return "cpu";
-    case SPARKLE_DEVICE_GPU:
-      return "gpu";
-    case SPARKLE_DEVICE_SOFTWARE_GPU:
-      return "software-gpu";
-    case SPARKLE_DEVICE_SIMULATED:
-      return "simulated";
-  }
-  return "unknown";
-}
-
 double median_of(std::vector<double> v) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -304,25 +290,11 @@ struct Tuner::Impl {
     for (const auto& plugin : registry.plugins()) {
       const size_t count = plugin.api->device_count();
       for (size_t i = 0; i < count; ++i) {
-        sparkle_device_info info{};
-        info.struct_size = sizeof info;
-        sparkle_status st = plugin.api->device_info(i, &info);
-        if (st != nullptr) {
-          registry::take_message(st);
-          continue;
-        }
+        auto props = registry::describe_device(plugin.api, i, nullptr);
+        if (!props) continue;  // the Engine warns about it; tuning skips it
         auto d = std::make_unique<Device>();
         d->api = plugin.api;
-        d->props.backend = plugin.api->name;
-        d->props.index = i;
-        d->props.name = d->props.backend + ":" + std::to_string(i);
-        d->props.kind = kind_name(info.kind);
-        d->props.description = info.description != nullptr ? info.description : "";
-        d->props.fingerprint = info.fingerprint != nullptr ? info.fingerprint : "";
-        for (size_t p = 0; p < info.property_count; ++p)
-          d->props.properties.emplace_back(
-              info.properties[p].key ? info.properties[p].key : "",
-              info.properties[p].value ? info.properties[p].value : "");
+        d->props = std::move(*props);
         devices.push_back(std::move(d));
       }
     }
@@ -460,6 +432,18 @@ std::vector<size_t> measurement_order(const std::vector<VariantTiming>& v, doubl
 
 }  // namespace
 
+namespace {
+
+// The device supports desc, or an error naming both.
+void require_support(const sparkle_plugin* api, sparkle_device device, const std::string& name,
+                     const Conv2dDesc& desc, const sparkle_conv2d_desc& cd) {
+  if (sparkle_status st = api->supports_conv2d(device, &cd); st != nullptr)
+    throw Error(ErrorCode::unsupported,
+                name + " cannot run " + desc.to_string() + ": " + registry::take_message(st));
+}
+
+}  // namespace
+
 TuneResult Tuner::tune(const Conv2dDesc& desc, const TuneOptions& o) {
   desc.validate();
   const auto start = Clock::now();
@@ -467,10 +451,7 @@ TuneResult Tuner::tune(const Conv2dDesc& desc, const TuneOptions& o) {
   std::lock_guard<std::mutex> lock(dev.mutex);
   const sparkle_plugin* api = dev.api;
   const sparkle_conv2d_desc cd = desc.to_c();
-  if (sparkle_status st = api->supports_conv2d(dev.handle, &cd); st != nullptr) {
-    throw Error(ErrorCode::unsupported, dev.props.name + " cannot run " + desc.to_string() + ": " +
-                                            registry::take_message(st));
-  }
+  require_support(api, dev.handle, dev.props.name, desc, cd);
   TuneResult result;
   result.device = dev.props.name;
   result.fingerprint = dev.props.fingerprint;
@@ -688,10 +669,7 @@ MeasureResult Tuner::measure(const Conv2dDesc& desc, const TuneOptions& o) {
   std::lock_guard<std::mutex> lock(dev.mutex);
   const sparkle_plugin* api = dev.api;
   const sparkle_conv2d_desc cd = desc.to_c();
-  if (sparkle_status st = api->supports_conv2d(dev.handle, &cd); st != nullptr) {
-    throw Error(ErrorCode::unsupported, dev.props.name + " cannot run " + desc.to_string() + ": " +
-                                            registry::take_message(st));
-  }
+  require_support(api, dev.handle, dev.props.name, desc, cd);
   MeasureResult r;
   r.device = dev.props.name;
   r.op = tune::op_signature(cd);
